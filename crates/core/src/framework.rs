@@ -1,0 +1,7 @@
+//! The framework catalog and detection from a checkout's files.
+
+mod catalog;
+mod detect;
+
+pub use catalog::{Family, Framework, FrameworkDefaults, FrameworkInfo};
+pub use detect::{detect, DetectError, Detection};

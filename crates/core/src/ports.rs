@@ -1,0 +1,323 @@
+//! Port traits owned by the engine. Each backend (local Docker, AWS) has one
+//! adapter per trait, wired once in the composition root.
+
+use crate::{AppName, Branch, EnvVar, GitSource, PipelineFiles, Port};
+use async_trait::async_trait;
+use futures_util::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A failure in a backend, with whether retrying may help and a sentence a
+/// person can act on.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct BackendError {
+    /// A transient failure (network, throttling) worth retrying.
+    pub retryable: bool,
+    /// What went wrong, for the deployment's failure reason.
+    pub message: String,
+}
+
+impl BackendError {
+    /// A failure that will happen again if retried (bad input, build error).
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            retryable: false,
+            message: message.into(),
+        }
+    }
+    /// A transient failure.
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self {
+            retryable: true,
+            message: message.into(),
+        }
+    }
+}
+
+/// Result of a backend call.
+pub type BackendResult<T> = Result<T, BackendError>;
+
+/// Receives log lines as work happens (build output, pipeline messages).
+pub trait LogSink: Send + Sync {
+    /// Appends one line (without its trailing newline).
+    fn line(&self, line: &str);
+}
+
+/// A tenant: the owner of apps, isolated from other tenants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tenant {
+    /// Stable identifier (a DNS-label-like string).
+    pub id: String,
+}
+
+/// What a backend made for a tenant (network, IAM user...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantHandle {
+    /// The backend's name for the isolation boundary (docker network, IAM user).
+    pub resource: String,
+}
+
+/// Ensures a tenant's isolated identity exists. Idempotent.
+#[async_trait]
+pub trait TenantIdentity: Send + Sync {
+    /// Creates the tenant's identity if missing and returns it.
+    async fn ensure(&self, tenant: &Tenant) -> BackendResult<TenantHandle>;
+}
+
+/// A checked-out commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkout {
+    /// Full commit id.
+    pub commit: String,
+    /// First line of the commit message.
+    pub summary: String,
+    /// The checkout's top folder.
+    pub path: PathBuf,
+}
+
+/// Checks out code.
+#[async_trait]
+pub trait SourceFetcher: Send + Sync {
+    /// Resolves `branch` on the remote to a commit without checking it out;
+    /// used to refuse unreachable repositories and unknown branches early.
+    async fn resolve(&self, source: &GitSource, branch: &Branch) -> BackendResult<String>;
+    /// Shallow-clones `branch` (or the given commit of it) into `dest`,
+    /// which must not exist yet.
+    async fn fetch(
+        &self,
+        source: &GitSource,
+        branch: &Branch,
+        commit: Option<&str>,
+        dest: &Path,
+    ) -> BackendResult<Checkout>;
+}
+
+/// What to build.
+#[derive(Debug, Clone)]
+pub struct BuildRequest {
+    /// The app.
+    pub app: AppName,
+    /// The deployment id (for labels).
+    pub deployment: String,
+    /// Folder whose files form the build context (checkout + root folder).
+    pub context_dir: PathBuf,
+    /// Generated (or the repo's own) pipeline files; written into the context.
+    pub pipeline: PipelineFiles,
+    /// Image reference to tag the result with, e.g. `easydeploy/shop:3f2a…`.
+    pub tag: String,
+}
+
+/// A built image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuiltImage {
+    /// Reference it is tagged with.
+    pub reference: String,
+    /// Content id / digest.
+    pub id: String,
+}
+
+/// Builds images.
+#[async_trait]
+pub trait ImageBuilder: Send + Sync {
+    /// The image tagged `reference`, if it already exists (warm redeploys skip the build).
+    async fn find(&self, reference: &str) -> BackendResult<Option<BuiltImage>>;
+    /// Builds the image, streaming output lines to `log`.
+    async fn build(&self, request: &BuildRequest, log: &dyn LogSink) -> BackendResult<BuiltImage>;
+}
+
+/// Stores images where the runtime can pull them.
+#[async_trait]
+pub trait ImageRegistry: Send + Sync {
+    /// The repository images of `app` are tagged into, created if missing.
+    async fn ensure_repository(&self, app: &AppName) -> BackendResult<String>;
+    /// Makes `image` available to the runtime; returns the pullable reference.
+    async fn push(&self, image: &BuiltImage, log: &dyn LogSink) -> BackendResult<String>;
+    /// Removes every image of `app` except those in `keep`.
+    async fn prune(&self, app: &AppName, keep: &[String]) -> BackendResult<()>;
+}
+
+/// HTTP health check of a replica.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthCheck {
+    /// Path requested, e.g. `/`.
+    pub path: String,
+    /// How long a replica may take to answer its first check.
+    pub grace: Duration,
+    /// Timeout of one check.
+    pub timeout: Duration,
+    /// Pause between checks.
+    pub interval: Duration,
+}
+
+impl Default for HealthCheck {
+    fn default() -> Self {
+        Self {
+            path: "/".into(),
+            grace: Duration::from_secs(60),
+            timeout: Duration::from_secs(2),
+            interval: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Memory and CPU limits of one replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Bytes of memory.
+    pub memory_bytes: i64,
+    /// Thousandths of a CPU.
+    pub millicpus: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory_bytes: 512 * 1024 * 1024,
+            millicpus: 1000,
+        }
+    }
+}
+
+/// A release: an image plus its configuration.
+#[derive(Debug, Clone)]
+pub struct ReleaseSpec {
+    /// The tenant that owns the app.
+    pub tenant: Tenant,
+    /// The app.
+    pub app: AppName,
+    /// The deployment that makes this release (labels, names).
+    pub deployment: String,
+    /// Image reference to run.
+    pub image: String,
+    /// Port the app listens on (also given as `PORT`).
+    pub port: Port,
+    /// The user's environment variables.
+    pub env: Vec<EnvVar>,
+    /// Number of replicas.
+    pub replicas: u32,
+    /// How replicas are checked.
+    pub health: HealthCheck,
+    /// Resource limits.
+    pub limits: Limits,
+}
+
+/// A running copy of a release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Replica {
+    /// Backend id (container id, task ARN).
+    pub id: String,
+    /// Human name.
+    pub name: String,
+    /// Where the proxy reaches it.
+    pub addr: Option<SocketAddr>,
+}
+
+/// A replica as observed now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ReplicaStatus {
+    /// Backend id.
+    pub id: String,
+    /// Human name.
+    pub name: String,
+    /// Deployment that started it.
+    pub deployment: String,
+    /// `running`, `exited`, `restarting`...
+    pub state: String,
+    /// Whether it answers its health check (as last seen by the proxy).
+    pub healthy: bool,
+    /// Times the engine restarted it.
+    pub restarts: i64,
+    /// Address the proxy dials.
+    pub addr: Option<String>,
+}
+
+/// One line of an app's output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct LogLine {
+    /// Replica name.
+    pub replica: String,
+    /// `stdout` or `stderr`.
+    pub stream: String,
+    /// The text, without its newline.
+    pub line: String,
+}
+
+/// Runs releases.
+#[async_trait]
+pub trait Runtime: Send + Sync {
+    /// Starts the release's replicas without sending them traffic yet.
+    async fn launch(&self, release: &ReleaseSpec) -> BackendResult<Vec<Replica>>;
+    /// Waits until every replica passes its health check; fails with the
+    /// last check's response or error, or the app's exit, otherwise.
+    async fn verify(&self, release: &ReleaseSpec, replicas: &[Replica]) -> BackendResult<()>;
+    /// Sends the app's traffic to `replicas`, then drains and stops every
+    /// other replica of the app.
+    async fn promote(&self, release: &ReleaseSpec, replicas: &[Replica]) -> BackendResult<()>;
+    /// Stops and removes replicas that will not go live.
+    async fn discard(&self, replicas: &[Replica]) -> BackendResult<()>;
+    /// Makes the live release of an app serve again after a server restart:
+    /// adopts its running replicas (starting missing ones) and routes to them.
+    async fn adopt(&self, release: &ReleaseSpec) -> BackendResult<Vec<Replica>>;
+    /// Removes every replica whose deployment is not in `keep`.
+    async fn remove_orphans(&self, keep: &[String]) -> BackendResult<usize>;
+    /// The app's replicas as they are now.
+    async fn status(&self, app: &AppName) -> BackendResult<Vec<ReplicaStatus>>;
+    /// The app's output: the last `tail` lines, then new ones while `follow`.
+    async fn logs(
+        &self,
+        app: &AppName,
+        tail: usize,
+        follow: bool,
+    ) -> BackendResult<BoxStream<'static, LogLine>>;
+    /// Stops everything of the app and removes its route.
+    async fn destroy(&self, app: &AppName) -> BackendResult<()>;
+}
+
+/// Keeps build artifacts (pipeline files, image detail, build log) per deployment.
+#[async_trait]
+pub trait ArtifactStore: Send + Sync {
+    /// Writes (replaces) an artifact.
+    async fn put(&self, deployment: &str, name: &str, bytes: &[u8]) -> BackendResult<()>;
+    /// Appends to an artifact (logs).
+    async fn append(&self, deployment: &str, name: &str, bytes: &[u8]) -> BackendResult<()>;
+    /// Reads an artifact from a byte offset; `None` if it does not exist.
+    async fn get(&self, deployment: &str, name: &str, offset: u64) -> BackendResult<Option<Vec<u8>>>;
+    /// Names of a deployment's artifacts.
+    async fn list(&self, deployment: &str) -> BackendResult<Vec<String>>;
+    /// Removes every artifact of the given deployments.
+    async fn remove(&self, deployments: &[String]) -> BackendResult<()>;
+}
+
+/// The set of backends the engine drives.
+#[derive(Clone)]
+pub struct Backends {
+    /// Tenant identities.
+    pub tenants: Arc<dyn TenantIdentity>,
+    /// Source checkouts.
+    pub source: Arc<dyn SourceFetcher>,
+    /// Image builds.
+    pub builder: Arc<dyn ImageBuilder>,
+    /// Image registry.
+    pub registry: Arc<dyn ImageRegistry>,
+    /// Replicas and traffic.
+    pub runtime: Arc<dyn Runtime>,
+    /// Build artifacts.
+    pub artifacts: Arc<dyn ArtifactStore>,
+}
+
+/// The edge's view of where an app's traffic goes; implemented by the edge
+/// proxy and used by the local runtime.
+pub trait TrafficSwitch: Send + Sync {
+    /// Routes the app's requests to these replica addresses (round robin).
+    fn set_backends(&self, app: &str, backends: Vec<SocketAddr>);
+    /// Forgets the app: its host answers 404.
+    fn remove(&self, app: &str);
+    /// Requests currently being served by a backend, for draining.
+    fn in_flight(&self, backend: SocketAddr) -> usize;
+    /// Whether the proxy considers a backend healthy.
+    fn is_healthy(&self, backend: SocketAddr) -> bool;
+}

@@ -1,0 +1,82 @@
+//! Connecting to the engine and turning its errors into [`BackendError`]s.
+
+use bollard::errors::Error;
+use bollard::Docker;
+use easydeploy_core::ports::{BackendError, BackendResult};
+use std::time::Duration;
+
+/// Timeout of one ordinary engine request (not of streamed responses).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Connects to the local engine (`DOCKER_HOST` or the default socket) and
+/// negotiates the API version, so that older engines (API 1.41) are accepted.
+pub async fn connect() -> BackendResult<Docker> {
+    let docker = Docker::connect_with_local_defaults()
+        .map_err(|e| engine_error("connect to the Docker engine", e))?
+        .with_timeout(REQUEST_TIMEOUT);
+    docker.negotiate_version().await.map_err(|e| engine_error("connect to the Docker engine", e))
+}
+
+/// Status code of an engine answer, if the error is one.
+pub(crate) fn status_of(err: &Error) -> Option<u16> {
+    match err {
+        Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}
+
+/// Whether the engine said "no such object".
+pub(crate) fn is_not_found(err: &Error) -> bool {
+    status_of(err) == Some(404)
+}
+
+/// Turns an engine error met while trying to `what` into a sentence; the
+/// engine being unreachable or slow is transient, its refusals permanent.
+pub(crate) fn engine_error(what: &str, err: Error) -> BackendError {
+    match err {
+        Error::DockerResponseServerError { status_code, message } => {
+            let message = message.trim();
+            let sentence = format!("could not {what}: the Docker engine answered {status_code}: {message}");
+            if status_code == 503 || status_code == 429 {
+                BackendError::transient(sentence)
+            } else {
+                BackendError::permanent(sentence)
+            }
+        }
+        Error::DockerStreamError { error } => BackendError::permanent(format!("could not {what}: {}", error.trim())),
+        Error::RequestTimeoutError => {
+            BackendError::transient(format!("could not {what}: the Docker engine did not answer in time"))
+        }
+        Error::SocketNotFoundError(path) => BackendError::transient(format!(
+            "could not {what}: the Docker engine is unreachable (no socket at {path}); is dockerd running?"
+        )),
+        Error::HyperLegacyError { .. } | Error::HyperResponseError { .. } | Error::IOError { .. } => {
+            BackendError::transient(format!("could not {what}: the Docker engine is unreachable ({err})"))
+        }
+        other => BackendError::permanent(format!("could not {what}: {other}")),
+    }
+}
+
+/// Runs an engine call with a bound on its duration; the engine's own
+/// error is left to the caller (to tolerate "not found" and the like).
+pub(crate) async fn within<T>(
+    what: &str,
+    limit: Duration,
+    call: impl std::future::Future<Output = Result<T, Error>>,
+) -> BackendResult<Result<T, Error>> {
+    tokio::time::timeout(limit, call).await.map_err(|_| {
+        BackendError::transient(format!(
+            "could not {what}: the Docker engine did not answer within {}s",
+            limit.as_secs()
+        ))
+    })
+}
+
+/// Runs an engine call with a bound on its duration.
+pub(crate) async fn bounded<T>(
+    what: &str,
+    limit: Duration,
+    call: impl std::future::Future<Output = Result<T, Error>>,
+) -> BackendResult<T> {
+    within(what, limit, call).await?.map_err(|e| engine_error(what, e))
+}

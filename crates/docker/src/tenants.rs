@@ -1,0 +1,70 @@
+//! Tenants as Docker bridge networks: `easydeploy-<tenant>`.
+
+use crate::engine::{engine_error, is_not_found, status_of, within};
+use crate::LABEL_TENANT;
+use async_trait::async_trait;
+use bollard::network::{CreateNetworkOptions, InspectNetworkOptions};
+use bollard::Docker;
+use easydeploy_core::ports::{BackendResult, Tenant, TenantHandle, TenantIdentity};
+use std::collections::HashMap;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Gives every tenant its own bridge network, labelled `easydeploy.tenant`.
+#[derive(Clone)]
+pub struct DockerTenants {
+    docker: Docker,
+}
+
+impl DockerTenants {
+    /// Tenants on the engine behind `docker` (see [`crate::connect`]).
+    pub fn new(docker: Docker) -> Self {
+        Self { docker }
+    }
+}
+
+#[async_trait]
+impl TenantIdentity for DockerTenants {
+    async fn ensure(&self, tenant: &Tenant) -> BackendResult<TenantHandle> {
+        let resource = ensure_network(&self.docker, &tenant.id).await?;
+        Ok(TenantHandle { resource })
+    }
+}
+
+/// The name of a tenant's network.
+pub(crate) fn network_name(tenant_id: &str) -> String {
+    format!("easydeploy-{tenant_id}")
+}
+
+/// Creates the tenant's network unless it exists; returns its name.
+pub(crate) async fn ensure_network(docker: &Docker, tenant_id: &str) -> BackendResult<String> {
+    // The engine does not reliably refuse two networks of the same name
+    // created at once, and a duplicate makes the name ambiguous: serialize.
+    static LOCK: OnceLock<tokio::sync::Mutex<()>> = OnceLock::new();
+    let _guard = LOCK.get_or_init(Default::default).lock().await;
+
+    let name = network_name(tenant_id);
+    let what = format!("set up the network {name}");
+    let inspect = docker.inspect_network(&name, None::<InspectNetworkOptions<String>>);
+    match within(&what, CALL_TIMEOUT, inspect).await? {
+        Ok(_) => return Ok(name),
+        Err(e) if is_not_found(&e) => {}
+        Err(e) => return Err(engine_error(&what, e)),
+    }
+    let options = CreateNetworkOptions {
+        name: name.clone(),
+        check_duplicate: true,
+        driver: "bridge".to_owned(),
+        labels: HashMap::from([(LABEL_TENANT.to_owned(), tenant_id.to_owned())]),
+        ..Default::default()
+    };
+    match within(&what, CALL_TIMEOUT, docker.create_network(options)).await? {
+        Ok(_) => tracing::info!(network = %name, "created the tenant network"),
+        // Created meanwhile by another process.
+        Err(e) if status_of(&e) == Some(409) => {}
+        Err(e) => return Err(engine_error(&what, e)),
+    }
+    Ok(name)
+}
