@@ -1,0 +1,110 @@
+//! Apps: a unique name (its host name), its tenant, its settings and the
+//! deployment that is live.
+
+use crate::{from_json, now, to_json, Store, StoreError, StoreResult};
+use easydeploy_core::{AppName, AppSettings};
+use serde::Serialize;
+use sqlx::Row;
+
+/// A stored app.
+#[derive(Debug, Clone, Serialize)]
+pub struct App {
+    /// Unique name.
+    pub name: AppName,
+    /// Owning tenant.
+    pub tenant: String,
+    /// Current settings (used by the next deployment).
+    pub settings: AppSettings,
+    /// Deployment serving traffic, if any.
+    pub live_deployment: Option<String>,
+    /// Creation time.
+    pub created_at: String,
+    /// Last change.
+    pub updated_at: String,
+}
+
+fn app_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<App> {
+    let name: String = row.try_get("name")?;
+    Ok(App {
+        name: AppName::parse(&name).map_err(|e| StoreError::Corrupt(e.message))?,
+        tenant: row.try_get("tenant")?,
+        settings: from_json(row.try_get::<&str, _>("settings")?)?,
+        live_deployment: row.try_get("live_deployment")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+impl Store {
+    /// Creates an app; fails with `Conflict` when the name is taken.
+    pub async fn create_app(&self, name: &AppName, tenant: &str, settings: &AppSettings) -> StoreResult<App> {
+        let at = now();
+        let done = sqlx::query(
+            "INSERT INTO apps (name, tenant, settings, created_at, updated_at) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name.as_str())
+        .bind(tenant)
+        .bind(to_json(settings))
+        .bind(&at)
+        .bind(&at)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!(
+                "the app name '{name}' is already taken"
+            )));
+        }
+        self.app(name).await
+    }
+
+    /// One app.
+    pub async fn app(&self, name: &AppName) -> StoreResult<App> {
+        let row = sqlx::query("SELECT * FROM apps WHERE name = ?")
+            .bind(name.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("app '{name}'")))?;
+        app_from_row(&row)
+    }
+
+    /// Every app, by name.
+    pub async fn apps(&self) -> StoreResult<Vec<App>> {
+        let rows = sqlx::query("SELECT * FROM apps ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(app_from_row).collect()
+    }
+
+    /// Replaces an app's settings.
+    pub async fn update_settings(&self, name: &AppName, settings: &AppSettings) -> StoreResult<()> {
+        let done = sqlx::query("UPDATE apps SET settings = ?, updated_at = ? WHERE name = ?")
+            .bind(to_json(settings))
+            .bind(now())
+            .bind(name.as_str())
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("app '{name}'")));
+        }
+        Ok(())
+    }
+
+    /// Deletes an app with its deployments and their history; returns the deployment ids it had.
+    pub async fn delete_app(&self, name: &AppName) -> StoreResult<Vec<String>> {
+        let mut tx = self.pool.begin().await?;
+        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM deployments WHERE app = ?")
+            .bind(name.as_str())
+            .fetch_all(&mut *tx)
+            .await?;
+        let done = sqlx::query("DELETE FROM apps WHERE name = ?")
+            .bind(name.as_str())
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("app '{name}'")));
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+}

@@ -1,0 +1,39 @@
+-- Easy Deploy state, schema version 1.
+CREATE TABLE IF NOT EXISTS apps (
+    name            TEXT PRIMARY KEY,
+    tenant          TEXT NOT NULL,
+    settings        TEXT NOT NULL,
+    live_deployment TEXT,
+    created_at      TEXT NOT NULL,
+    updated_at      TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS deployments (
+    id             TEXT PRIMARY KEY,
+    app            TEXT NOT NULL REFERENCES apps(name) ON DELETE CASCADE,
+    number         INTEGER NOT NULL,
+    state          TEXT NOT NULL,
+    failed_step    TEXT,
+    reason         TEXT,
+    settings       TEXT NOT NULL,
+    commit_sha     TEXT,
+    commit_summary TEXT,
+    framework      TEXT,
+    evidence       TEXT,
+    image          TEXT,
+    lease_owner    TEXT,
+    lease_until    INTEGER,
+    created_at     TEXT NOT NULL,
+    updated_at     TEXT NOT NULL,
+    UNIQUE (app, number)
+);
+CREATE INDEX IF NOT EXISTS deployments_by_state ON deployments (state, created_at);
+
+CREATE TABLE IF NOT EXISTS deployment_transitions (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    deployment TEXT NOT NULL REFERENCES deployments(id) ON DELETE CASCADE,
+    state      TEXT NOT NULL,
+    at         TEXT NOT NULL,
+    message    TEXT
+);
+CREATE INDEX IF NOT EXISTS transitions_by_deployment ON deployment_transitions (deployment, id);
