@@ -131,6 +131,9 @@ mod tests {
         assert_eq!(h[X_FORWARDED_FOR], "::1");
         assert_eq!(h[header::HOST], "a.localhost:8080");
         assert_eq!(h[X_FORWARDED_HOST], "a.localhost:8080");
-        assert_eq!(h[header::FORWARDED], "for=\"[::1]\";host=\"a.localhost:8080\";proto=http");
+        assert_eq!(
+            h[header::FORWARDED],
+            "for=\"[::1]\";host=\"a.localhost:8080\";proto=http"
+        );
     }
 }

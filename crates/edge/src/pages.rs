@@ -49,15 +49,27 @@ pub(crate) fn unknown_app(app: Option<&str>, host: Option<&str>) -> Response<Pro
 
 /// 503: the app has no healthy replica.
 pub(crate) fn no_healthy_replica(app: &str) -> Response<ProxyBody> {
-    let message =
-        format!("The app <code>{}</code> has no healthy replica right now.", escape(app));
-    page(StatusCode::SERVICE_UNAVAILABLE, "no_healthy_replica", "App unavailable", &message)
+    let message = format!(
+        "The app <code>{}</code> has no healthy replica right now.",
+        escape(app)
+    );
+    page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "no_healthy_replica",
+        "App unavailable",
+        &message,
+    )
 }
 
 /// 502: no replica of the app could be reached.
 pub(crate) fn upstream_unreachable(app: &str) -> Response<ProxyBody> {
     let message = format!("The app <code>{}</code> could not be reached.", escape(app));
-    page(StatusCode::BAD_GATEWAY, "upstream_unreachable", "Bad gateway", &message)
+    page(
+        StatusCode::BAD_GATEWAY,
+        "upstream_unreachable",
+        "Bad gateway",
+        &message,
+    )
 }
 
 /// 502: the replica failed while answering.
@@ -69,5 +81,10 @@ pub(crate) fn upstream_error(app: &str) -> Response<ProxyBody> {
 /// 504: the replica did not send its response headers in time.
 pub(crate) fn upstream_timeout(app: &str) -> Response<ProxyBody> {
     let message = format!("The app <code>{}</code> did not answer in time.", escape(app));
-    page(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", "Gateway timeout", &message)
+    page(
+        StatusCode::GATEWAY_TIMEOUT,
+        "upstream_timeout",
+        "Gateway timeout",
+        &message,
+    )
 }

@@ -43,7 +43,9 @@ pub struct EdgeProxy {
 
 impl std::fmt::Debug for EdgeProxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EdgeProxy").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("EdgeProxy")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -59,7 +61,12 @@ impl EdgeProxy {
             .pool_timer(TokioTimer::new())
             .build(connector);
         let domain = config.apps_domain.trim_matches('.').to_ascii_lowercase();
-        Arc::new(Self { config, domain, routes: Routes::default(), client })
+        Arc::new(Self {
+            config,
+            domain,
+            routes: Routes::default(),
+            client,
+        })
     }
 
     /// The settings the proxy was made with.
@@ -104,7 +111,9 @@ impl EdgeProxy {
                 let proxy = proxy.clone();
                 async move { Ok::<_, Infallible>(proxy.handle(req, peer).await) }
             });
-            let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+            let conn = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .into_owned();
             let conn = graceful.watch(conn);
             tokio::spawn(async move {
                 if let Err(error) = conn.await {
@@ -177,7 +186,10 @@ impl EdgeProxy {
                 Ok(Ok(res)) => {
                     let (mut parts, inner) = res.into_parts();
                     strip_hop_by_hop(&mut parts.headers);
-                    let body = ProxyBody::Upstream { inner, guard: Some(guard) };
+                    let body = ProxyBody::Upstream {
+                        inner,
+                        guard: Some(guard),
+                    };
                     return Response::from_parts(parts, body);
                 }
                 Ok(Err(error)) if error.is_connect() => {
@@ -235,7 +247,10 @@ impl EdgeProxy {
 }
 
 fn is_idempotent(method: &Method) -> bool {
-    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE)
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
+    )
 }
 
 /// An error with its causes, `a: b: c`.

@@ -17,7 +17,11 @@ pub(crate) struct Backend {
 
 impl Backend {
     fn new(addr: SocketAddr) -> Arc<Self> {
-        Arc::new(Self { addr, in_flight: AtomicUsize::new(0), healthy: AtomicBool::new(true) })
+        Arc::new(Self {
+            addr,
+            in_flight: AtomicUsize::new(0),
+            healthy: AtomicBool::new(true),
+        })
     }
 
     pub(crate) fn is_healthy(&self) -> bool {
@@ -98,7 +102,11 @@ impl Pool {
     /// All backends, starting at the next round-robin position.
     pub(crate) fn rotation(&self) -> impl Iterator<Item = &Arc<Backend>> {
         let n = self.backends.len();
-        let start = if n == 0 { 0 } else { self.cursor.fetch_add(1, Relaxed) % n };
+        let start = if n == 0 {
+            0
+        } else {
+            self.cursor.fetch_add(1, Relaxed) % n
+        };
         (0..n).map(move |i| &self.backends[(start + i) % n])
     }
 }
@@ -148,7 +156,10 @@ impl Routes {
         }
         if let Some(old) = old {
             retired.extend(
-                old.backends.iter().filter(|b| !backends.iter().any(|n| n.addr == b.addr)).cloned(),
+                old.backends
+                    .iter()
+                    .filter(|b| !backends.iter().any(|n| n.addr == b.addr))
+                    .cloned(),
             );
         }
         let pool = Pool {
@@ -185,7 +196,10 @@ impl Routes {
 
     pub(crate) fn is_healthy(&self, addr: SocketAddr) -> bool {
         let table = self.table.load();
-        let mut found = table.values().flat_map(|p| p.backends.iter()).filter(|b| b.addr == addr);
+        let mut found = table
+            .values()
+            .flat_map(|p| p.backends.iter())
+            .filter(|b| b.addr == addr);
         found.next().is_some_and(|b| b.is_healthy()) && found.all(|b| b.is_healthy())
     }
 }
@@ -210,7 +224,10 @@ mod tests {
         routes.set("a", vec![addr(1), addr(3)]);
         assert_eq!(routes.in_flight(addr(1)), 1);
         assert_eq!(routes.stats("a").unwrap().requests, 1);
-        assert!(Arc::ptr_eq(&routes.pool("a").unwrap().backends[0], &pool.backends[0]));
+        assert!(Arc::ptr_eq(
+            &routes.pool("a").unwrap().backends[0],
+            &pool.backends[0]
+        ));
         assert!(routes.is_healthy(addr(3)));
         assert!(!routes.is_healthy(addr(2)), "unrouted addresses are not healthy");
     }
@@ -247,7 +264,9 @@ mod tests {
         let routes = Routes::default();
         routes.set("a", vec![addr(1), addr(2), addr(3)]);
         let pool = routes.pool("a").unwrap();
-        let firsts: Vec<u16> = (0..4).map(|_| pool.rotation().next().unwrap().addr.port()).collect();
+        let firsts: Vec<u16> = (0..4)
+            .map(|_| pool.rotation().next().unwrap().addr.port())
+            .collect();
         assert_eq!(firsts, [1, 2, 3, 1]);
     }
 }

@@ -1,1 +1,242 @@
-//! placeholder
+//! The deploy engine: a bounded pool of workers that claim queued
+//! deployments from the store and run the pipeline through the backends,
+//! plus recovery after a restart and app destruction.
+
+mod log;
+mod runner;
+
+pub use log::DeploymentLog;
+
+use easydeploy_core::ports::{Backends, HealthCheck, Limits, ReleaseSpec, Tenant};
+use easydeploy_core::{detect, AppName, BaseImages, Branch, Detection, Framework, GitSource, RootDir};
+use easydeploy_store::{Deployment, Store};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// How the engine runs.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Deployments run at the same time (of different apps).
+    pub workers: usize,
+    /// Where checkouts live (`<data-dir>/workspaces`).
+    pub workspaces: PathBuf,
+    /// Base images of generated Dockerfiles.
+    pub base_images: BaseImages,
+    /// CA bundle every build trusts.
+    pub ca_bundle: Option<Vec<u8>>,
+    /// Health check defaults.
+    pub health: HealthCheck,
+    /// Replica limits.
+    pub limits: Limits,
+    /// Images of this many recent releases are kept per app.
+    pub keep_images: usize,
+}
+
+impl EngineConfig {
+    /// Defaults for a data dir: one worker per core (at least two).
+    pub fn new(data_dir: &std::path::Path) -> Self {
+        Self {
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()).max(2),
+            workspaces: data_dir.join("workspaces"),
+            base_images: BaseImages::default(),
+            ca_bundle: None,
+            health: HealthCheck::default(),
+            limits: Limits::default(),
+            keep_images: 5,
+        }
+    }
+}
+
+/// An engine failure outside a deployment (those are recorded on the deployment).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] easydeploy_store::StoreError),
+    /// A backend failed.
+    #[error(transparent)]
+    Backend(#[from] easydeploy_core::ports::BackendError),
+    /// Detection refused the checkout.
+    #[error("{0}")]
+    Detect(#[from] easydeploy_core::framework::DetectError),
+}
+
+/// The deploy engine.
+pub struct Engine {
+    store: Store,
+    backends: Backends,
+    config: EngineConfig,
+    wake: Notify,
+    owner: String,
+}
+
+/// Lease of a claimed deployment; renewed while it runs.
+const LEASE_MS: i64 = 60_000;
+
+impl Engine {
+    /// Creates the engine; call [`Engine::recover`] then [`Engine::start`].
+    pub fn new(store: Store, backends: Backends, config: EngineConfig) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            backends,
+            config,
+            wake: Notify::new(),
+            owner: format!("engine-{}", std::process::id()),
+        })
+    }
+
+    /// The store the engine works on.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The backends the engine drives.
+    pub fn backends(&self) -> &Backends {
+        &self.backends
+    }
+
+    /// After a start: fails deployments a previous process left in flight,
+    /// removes replicas that are not live, and makes every live release serve.
+    pub async fn recover(&self) -> Result<(), EngineError> {
+        let interrupted = self.store.fail_interrupted().await?;
+        if !interrupted.is_empty() {
+            tracing::warn!(count = interrupted.len(), "failed deployments interrupted by a restart");
+        }
+        let live = self.store.live_deployments().await?;
+        let keep: Vec<String> = live.iter().map(|d| d.id.clone()).collect();
+        let removed = self.backends.runtime.remove_orphans(&keep).await?;
+        if removed > 0 {
+            tracing::info!(removed, "removed replicas that were not live");
+        }
+        for deployment in &live {
+            let Some(spec) = self.release_spec(deployment).await? else { continue };
+            match self.backends.runtime.adopt(&spec).await {
+                Ok(replicas) => tracing::info!(app = %deployment.app, replicas = replicas.len(), "live release serving"),
+                Err(e) => tracing::error!(app = %deployment.app, error = %e, "could not restore the live release"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the worker pool; workers stop when `shutdown` is cancelled.
+    pub fn start(self: &Arc<Self>, shutdown: CancellationToken) -> tokio::task::JoinSet<()> {
+        let mut workers = tokio::task::JoinSet::new();
+        for n in 0..self.config.workers {
+            let engine = Arc::clone(self);
+            let shutdown = shutdown.clone();
+            workers.spawn(async move { engine.work(n, shutdown).await });
+        }
+        workers
+    }
+
+    /// Tells idle workers that a deployment was queued.
+    pub fn wake(&self) {
+        self.wake.notify_waiters();
+    }
+
+    async fn work(self: Arc<Self>, n: usize, shutdown: CancellationToken) {
+        let owner = format!("{}-w{n}", self.owner);
+        loop {
+            match self.store.claim(&owner, LEASE_MS).await {
+                Ok(Some(deployment)) => {
+                    runner::run(&self, &owner, deployment).await;
+                    // Another app's work may have waited for this one.
+                    self.wake();
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!(error = %e, "claiming a deployment failed"),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+
+    /// The release a live deployment runs, if it got as far as an image.
+    pub async fn release_spec(&self, deployment: &Deployment) -> Result<Option<ReleaseSpec>, EngineError> {
+        let Some(image) = deployment.image.clone() else { return Ok(None) };
+        let app = self.store.app(&deployment.app).await?;
+        let port = match deployment.settings.port {
+            Some(port) => port,
+            None => {
+                let detected = deployment.framework.as_deref().and_then(|f| Framework::parse(f).ok());
+                easydeploy_core::Port::new(detected.map_or(8080, |f| f.defaults().port))
+            }
+        };
+        Ok(Some(self.spec(&app.tenant, deployment, image, port)))
+    }
+
+    fn spec(&self, tenant: &str, deployment: &Deployment, image: String, port: easydeploy_core::Port) -> ReleaseSpec {
+        let mut health = self.config.health.clone();
+        health.path = deployment.settings.health_path.clone();
+        ReleaseSpec {
+            tenant: Tenant { id: tenant.to_owned() },
+            app: deployment.app.clone(),
+            deployment: deployment.id.clone(),
+            image,
+            port,
+            env: deployment.settings.env.clone(),
+            replicas: deployment.settings.replicas.get(),
+            health,
+            limits: self.config.limits,
+        }
+    }
+
+    /// Checks a repository out into a temporary folder and detects its
+    /// framework, without deploying anything.
+    pub async fn analyze(
+        &self,
+        source: &GitSource,
+        branch: &Branch,
+        root: &RootDir,
+        framework: Option<Framework>,
+    ) -> Result<(String, Detection), EngineError> {
+        tokio::fs::create_dir_all(&self.config.workspaces).await.map_err(|e| {
+            easydeploy_core::ports::BackendError::transient(format!("cannot create the workspaces folder: {e}"))
+        })?;
+        let tmp = self.config.workspaces.join(format!(".analyze-{}", uuid_like()));
+        let result = async {
+            let checkout = self.backends.source.fetch(source, branch, None, &tmp).await?;
+            let root = root.clone();
+            let path = checkout.path.clone();
+            let detection = tokio::task::spawn_blocking(move || detect(&path, &root, framework))
+                .await
+                .map_err(|e| easydeploy_core::ports::BackendError::transient(e.to_string()))??;
+            Ok((checkout.commit, detection))
+        }
+        .await;
+        let _ = tokio::fs::remove_dir_all(&tmp).await;
+        result
+    }
+
+    /// Removes an app entirely: its record and history, replicas, images,
+    /// route, artifacts and workspace.
+    pub async fn destroy(&self, app: &AppName) -> Result<(), EngineError> {
+        let deployments = self.store.delete_app(app).await?;
+        self.backends.runtime.destroy(app).await?;
+        self.backends.artifacts.remove(&deployments).await?;
+        let workspace = self.workspace(app);
+        if let Err(e) = tokio::fs::remove_dir_all(&workspace).await {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(app = %app, error = %e, "could not remove the workspace");
+            }
+        }
+        Ok(())
+    }
+
+    fn workspace(&self, app: &AppName) -> PathBuf {
+        self.config.workspaces.join(app.as_str())
+    }
+}
+
+fn uuid_like() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("{nanos:x}-{}", std::process::id())
+}
