@@ -19,6 +19,8 @@ pub struct BackendError {
     pub retryable: bool,
     /// What went wrong, for the deployment's failure reason.
     pub message: String,
+    /// Stable code for API clients (`backend_error` unless more is known).
+    pub code: &'static str,
 }
 
 impl BackendError {
@@ -27,6 +29,7 @@ impl BackendError {
         Self {
             retryable: false,
             message: message.into(),
+            code: "backend_error",
         }
     }
     /// A transient failure.
@@ -34,7 +37,14 @@ impl BackendError {
         Self {
             retryable: true,
             message: message.into(),
+            code: "backend_unavailable",
         }
+    }
+
+    /// The same error with a more precise stable code.
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.code = code;
+        self
     }
 }
 

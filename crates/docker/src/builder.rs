@@ -27,7 +27,10 @@ pub struct DockerBuilder {
 impl DockerBuilder {
     /// Builds on the engine behind `docker`; a build may take 30 minutes.
     pub fn new(docker: Docker) -> Self {
-        Self { docker, build_timeout: Duration::from_secs(30 * 60) }
+        Self {
+            docker,
+            build_timeout: Duration::from_secs(30 * 60),
+        }
     }
 
     /// Sets how long one build may take.
@@ -42,7 +45,10 @@ impl ImageBuilder for DockerBuilder {
     async fn find(&self, reference: &str) -> BackendResult<Option<BuiltImage>> {
         let what = format!("look up the image {reference}");
         match within(&what, CALL_TIMEOUT, self.docker.inspect_image(reference)).await? {
-            Ok(image) => Ok(Some(BuiltImage { reference: reference.to_owned(), id: image.id.unwrap_or_default() })),
+            Ok(image) => Ok(Some(BuiltImage {
+                reference: reference.to_owned(),
+                id: image.id.unwrap_or_default(),
+            })),
             Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(engine_error(&what, e)),
         }
@@ -55,7 +61,10 @@ impl ImageBuilder for DockerBuilder {
             .await
             .map_err(|e| BackendError::transient(format!("the build context could not be packed: {e}")))?
             .map_err(|e| BackendError::permanent(format!("the build context could not be read: {e}")))?;
-        log.line(&format!("Sending a build context of {} to the Docker engine", human_size(context.len())));
+        log.line(&format!(
+            "Sending a build context of {} to the Docker engine",
+            human_size(context.len())
+        ));
 
         let options = BuildImageOptions {
             dockerfile: request.pipeline.dockerfile_name().to_owned(),
@@ -76,8 +85,8 @@ impl ImageBuilder for DockerBuilder {
                 Ok(None) => break,
                 Err(_) => {
                     return Err(BackendError::permanent(format!(
-                        "the image build failed: it took longer than {} minutes",
-                        self.build_timeout.as_secs() / 60
+                        "the image build failed: it took longer than {}s",
+                        self.build_timeout.as_secs()
                     )))
                 }
             };
@@ -89,18 +98,27 @@ impl ImageBuilder for DockerBuilder {
                 }
                 Err(Error::DockerStreamError { error }) => {
                     log_lines(log, &error);
-                    return Err(BackendError::permanent(format!("the image build failed: {}", error.trim())));
+                    return Err(BackendError::permanent(format!(
+                        "the image build failed: {}",
+                        error.trim()
+                    )));
                 }
                 Err(Error::DockerResponseServerError { status_code, message }) if status_code != 503 => {
                     log_lines(log, &message);
-                    return Err(BackendError::permanent(format!("the image build failed: {}", message.trim())));
+                    return Err(BackendError::permanent(format!(
+                        "the image build failed: {}",
+                        message.trim()
+                    )));
                 }
                 Err(e) => return Err(engine_error("build the image", e)),
             }
         }
         let what = format!("look up the built image {}", request.tag);
         let image = bounded(&what, CALL_TIMEOUT, self.docker.inspect_image(&request.tag)).await?;
-        Ok(BuiltImage { reference: request.tag.clone(), id: image.id.unwrap_or_default() })
+        Ok(BuiltImage {
+            reference: request.tag.clone(),
+            id: image.id.unwrap_or_default(),
+        })
     }
 }
 
@@ -128,10 +146,16 @@ fn human_size(bytes: usize) -> String {
 /// extra files and generated Dockerfile, which replace same-named files.
 pub(crate) fn context_tar(dir: &Path, pipeline: &PipelineFiles) -> io::Result<Vec<u8>> {
     let ignore = DockerIgnore::parse(&pipeline.dockerignore);
-    let mut added: Vec<(String, &[u8])> =
-        pipeline.extra_files.iter().map(|(name, bytes)| (clean_name(name), bytes.as_slice())).collect();
+    let mut added: Vec<(String, &[u8])> = pipeline
+        .extra_files
+        .iter()
+        .map(|(name, bytes)| (clean_name(name), bytes.as_slice()))
+        .collect();
     if !pipeline.own_dockerfile {
-        added.push((pipeline.dockerfile_name().to_owned(), pipeline.dockerfile.as_bytes()));
+        added.push((
+            pipeline.dockerfile_name().to_owned(),
+            pipeline.dockerfile.as_bytes(),
+        ));
     }
     let context = Context {
         ignore,
@@ -169,8 +193,15 @@ impl Context {
         for entry in entries {
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            let rel = if prefix.is_empty() { name.to_string() } else { format!("{prefix}/{name}") };
-            if rel == ".git" || self.replaced.contains(&rel) || (rel != self.keep && self.ignore.excludes(&rel)) {
+            let rel = if prefix.is_empty() {
+                name.to_string()
+            } else {
+                format!("{prefix}/{name}")
+            };
+            if rel == ".git"
+                || self.replaced.contains(&rel)
+                || (rel != self.keep && self.ignore.excludes(&rel))
+            {
                 continue;
             }
             let path = entry.path();
@@ -222,7 +253,12 @@ mod tests {
             .unwrap()
             .map(|e| {
                 let mut e = e.unwrap();
-                let path = e.path().unwrap().to_string_lossy().trim_end_matches('/').to_owned();
+                let path = e
+                    .path()
+                    .unwrap()
+                    .to_string_lossy()
+                    .trim_end_matches('/')
+                    .to_owned();
                 let kind = e.header().entry_type();
                 let mut body = Vec::new();
                 io::Read::read_to_end(&mut e, &mut body).unwrap();
@@ -272,7 +308,10 @@ mod tests {
         assert_eq!(escape.1, tar::EntryType::Symlink, "symlinks are not followed");
         assert!(escape.2.is_empty());
         let dockerfile = entries.last().unwrap();
-        assert_eq!(dockerfile.2, b"FROM scratch\n", "the generated Dockerfile replaces the checkout's");
+        assert_eq!(
+            dockerfile.2, b"FROM scratch\n",
+            "the generated Dockerfile replaces the checkout's"
+        );
     }
 
     #[test]
@@ -298,7 +337,10 @@ mod tests {
         log_lines(&sink, "Step 1/2 : FROM scratch\n");
         log_lines(&sink, " ---> Running\r\nhello\n\nworld");
         log_lines(&sink, "\n");
-        assert_eq!(*sink.0.lock().unwrap(), ["Step 1/2 : FROM scratch", " ---> Running", "hello", "", "world"]);
+        assert_eq!(
+            *sink.0.lock().unwrap(),
+            ["Step 1/2 : FROM scratch", " ---> Running", "hello", "", "world"]
+        );
         assert_eq!(clean_name("/./a/b"), "a/b");
     }
 }

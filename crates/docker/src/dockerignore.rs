@@ -2,8 +2,9 @@
 
 /// Paths kept out of a build context, read from `.dockerignore` text with
 /// simple rules: blank and `#` lines are skipped (as are `!` exceptions); a
-/// leading and a trailing `/` are dropped; a pattern without `/` excludes any
-/// path with a component equal to it; a pattern with `/` excludes the paths
+/// trailing `/` is dropped; a pattern without `/` excludes any path with a
+/// component equal to it; a pattern with `/` (a leading one included, which
+/// anchors a single name at the root) excludes the paths
 /// it matches from the context root, and everything below them. `*` and `?`
 /// are wildcards within one component; a `**` component matches any number
 /// of components.
@@ -29,12 +30,16 @@ impl DockerIgnore {
             if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
                 continue;
             }
+            let anchored = line.starts_with('/');
             let line = line.trim_start_matches('/').trim_end_matches('/');
-            let parts: Vec<String> =
-                line.split('/').filter(|p| !p.is_empty() && *p != ".").map(str::to_owned).collect();
+            let parts: Vec<String> = line
+                .split('/')
+                .filter(|p| !p.is_empty() && *p != ".")
+                .map(str::to_owned)
+                .collect();
             match parts.len() {
                 0 => {}
-                1 if !line.contains('/') => patterns.push(Pattern::Anywhere(parts[0].clone())),
+                1 if !anchored && !line.contains('/') => patterns.push(Pattern::Anywhere(parts[0].clone())),
                 _ => patterns.push(Pattern::Rooted(parts)),
             }
         }
@@ -59,7 +64,9 @@ impl DockerIgnore {
 fn prefix_matches(globs: &[String], parts: &[&str]) -> bool {
     match globs.split_first() {
         None => true,
-        Some((glob, rest)) if glob == "**" => (0..=parts.len()).any(|skip| prefix_matches(rest, &parts[skip..])),
+        Some((glob, rest)) if glob == "**" => {
+            (0..=parts.len()).any(|skip| prefix_matches(rest, &parts[skip..]))
+        }
         Some((glob, rest)) => match parts.split_first() {
             Some((part, below)) => component_matches(glob, part) && prefix_matches(rest, below),
             None => false,

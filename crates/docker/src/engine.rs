@@ -14,7 +14,10 @@ pub async fn connect() -> BackendResult<Docker> {
     let docker = Docker::connect_with_local_defaults()
         .map_err(|e| engine_error("connect to the Docker engine", e))?
         .with_timeout(REQUEST_TIMEOUT);
-    docker.negotiate_version().await.map_err(|e| engine_error("connect to the Docker engine", e))
+    docker
+        .negotiate_version()
+        .await
+        .map_err(|e| engine_error("connect to the Docker engine", e))
 }
 
 /// Status code of an engine answer, if the error is one.
@@ -43,15 +46,19 @@ pub(crate) fn engine_error(what: &str, err: Error) -> BackendError {
                 BackendError::permanent(sentence)
             }
         }
-        Error::DockerStreamError { error } => BackendError::permanent(format!("could not {what}: {}", error.trim())),
-        Error::RequestTimeoutError => {
-            BackendError::transient(format!("could not {what}: the Docker engine did not answer in time"))
+        Error::DockerStreamError { error } => {
+            BackendError::permanent(format!("could not {what}: {}", error.trim()))
         }
+        Error::RequestTimeoutError => BackendError::transient(format!(
+            "could not {what}: the Docker engine did not answer in time"
+        )),
         Error::SocketNotFoundError(path) => BackendError::transient(format!(
             "could not {what}: the Docker engine is unreachable (no socket at {path}); is dockerd running?"
         )),
         Error::HyperLegacyError { .. } | Error::HyperResponseError { .. } | Error::IOError { .. } => {
-            BackendError::transient(format!("could not {what}: the Docker engine is unreachable ({err})"))
+            BackendError::transient(format!(
+                "could not {what}: the Docker engine is unreachable ({err})"
+            ))
         }
         other => BackendError::permanent(format!("could not {what}: {other}")),
     }
@@ -78,5 +85,7 @@ pub(crate) async fn bounded<T>(
     limit: Duration,
     call: impl std::future::Future<Output = Result<T, Error>>,
 ) -> BackendResult<T> {
-    within(what, limit, call).await?.map_err(|e| engine_error(what, e))
+    within(what, limit, call)
+        .await?
+        .map_err(|e| engine_error(what, e))
 }

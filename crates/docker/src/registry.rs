@@ -32,7 +32,10 @@ impl ImageRegistry for DockerRegistry {
     }
 
     async fn push(&self, image: &BuiltImage, log: &dyn LogSink) -> BackendResult<String> {
-        log.line(&format!("{} stays in the local Docker engine; nothing to push", image.reference));
+        log.line(&format!(
+            "{} stays in the local Docker engine; nothing to push",
+            image.reference
+        ));
         Ok(image.reference.clone())
     }
 
@@ -55,15 +58,28 @@ pub(crate) async fn remove_app_images(docker: &Docker, app: &AppName, keep: &[St
         if keep.contains(&image.id) || image.repo_tags.iter().any(|t| keep.contains(t)) {
             continue;
         }
-        let mut names: Vec<&str> =
-            image.repo_tags.iter().map(String::as_str).filter(|t| *t != "<none>:<none>").collect();
+        let mut names: Vec<&str> = image
+            .repo_tags
+            .iter()
+            .map(String::as_str)
+            .filter(|t| *t != "<none>:<none>")
+            .collect();
         if names.is_empty() {
             names.push(&image.id);
         }
         for name in names {
             let what = format!("remove the image {name}");
-            let options = RemoveImageOptions { force: false, noprune: false };
-            match within(&what, CALL_TIMEOUT, docker.remove_image(name, Some(options), None)).await? {
+            let options = RemoveImageOptions {
+                force: false,
+                noprune: false,
+            };
+            match within(
+                &what,
+                CALL_TIMEOUT,
+                docker.remove_image(name, Some(options), None),
+            )
+            .await?
+            {
                 Ok(_) => tracing::info!(image = name, "removed an image"),
                 // In use by a container, or already gone.
                 Err(e) if matches!(status_of(&e), Some(404 | 409)) => {}

@@ -5,7 +5,7 @@
 mod log;
 mod runner;
 
-pub use log::DeploymentLog;
+pub use log::{DeploymentLog, LOG_ARTIFACT};
 
 use easydeploy_core::ports::{Backends, HealthCheck, Limits, ReleaseSpec, Tenant};
 use easydeploy_core::{detect, AppName, BaseImages, Branch, Detection, Framework, GitSource, RootDir};

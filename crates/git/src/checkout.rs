@@ -27,9 +27,9 @@ pub(crate) fn fetch(
 ) -> BackendResult<Checkout> {
     let commit = commit.map(parse_commit).transpose()?;
     check_local(source)?;
-    let existed = match std::fs::read_dir(dest) {
-        Ok(mut entries) if entries.next().is_none() => true,
-        Ok(_) => {
+    let existed = match std::fs::read_dir(dest).map(|mut entries| entries.next().is_none()) {
+        Ok(true) => true,
+        Ok(false) => {
             return Err(BackendError::permanent(format!(
                 "cannot check out into {}: the folder already exists and is not empty",
                 dest.display()

@@ -1,0 +1,122 @@
+//! Apps: create, list, get (with replicas and recent deployments), delete, runtime logs.
+
+use crate::views::{AppDetail, AppView, DeploymentView, SettingsInput};
+use crate::{ApiError, ApiState};
+use axum::body::Body;
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use easydeploy_core::AppName;
+use futures_util::StreamExt;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+/// JSON body whose rejections are API errors with a stable code.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(ApiError::new(rejection.status(), "invalid_body", rejection.body_text())),
+        }
+    }
+}
+
+/// Parses the `{app}` path segment; an invalid name cannot exist, so 404.
+pub fn app_name(raw: &str) -> Result<AppName, ApiError> {
+    AppName::parse(raw).map_err(|_| ApiError::not_found(format!("app '{}'", raw.escape_debug())))
+}
+
+/// A new app: its name and settings.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateApp {
+    /// Unique name; becomes `NAME.<apps-domain>`.
+    pub name: String,
+    /// Settings.
+    #[serde(flatten)]
+    pub settings: SettingsInput,
+}
+
+/// Every app.
+#[utoipa::path(get, path = "/api/v1/apps", tag = "apps",
+    responses((status = 200, body = [AppView]), (status = 401, body = crate::error::ErrorBody)))]
+pub async fn list(State(state): State<ApiState>) -> Result<Json<Vec<AppView>>, ApiError> {
+    let apps = state.engine.store().apps().await?;
+    Ok(Json(apps.iter().map(|a| AppView::new(&state, a)).collect()))
+}
+
+/// Creates an app after checking its repository and branch are reachable.
+/// Nothing is created when any check fails.
+#[utoipa::path(post, path = "/api/v1/apps", tag = "apps", request_body = CreateApp,
+    responses((status = 201, body = AppView), (status = 400, body = crate::error::ErrorBody),
+              (status = 401, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody),
+              (status = 422, body = crate::error::ErrorBody)))]
+pub async fn create(State(state): State<ApiState>, JsonBody(body): JsonBody<CreateApp>) -> Result<impl IntoResponse, ApiError> {
+    let name = AppName::parse(&body.name)?;
+    let settings = body.settings.apply(None)?;
+    let store = state.engine.store();
+    if store.app(&name).await.is_ok() {
+        return Err(ApiError::new(StatusCode::CONFLICT, "name_taken", format!("the app name '{name}' is already taken")));
+    }
+    state.engine.backends().source.resolve(&settings.source, &settings.branch).await?;
+    let app = store.create_app(&name, "default", &settings).await?;
+    Ok((StatusCode::CREATED, Json(AppView::new(&state, &app))))
+}
+
+/// An app with its replicas and recent deployments.
+#[utoipa::path(get, path = "/api/v1/apps/{app}", tag = "apps", params(("app" = String, Path)),
+    responses((status = 200, body = AppDetail), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn get_app(State(state): State<ApiState>, Path(app): Path<String>) -> Result<Json<AppDetail>, ApiError> {
+    let name = app_name(&app)?;
+    let store = state.engine.store();
+    let app = store.app(&name).await?;
+    let recent = store.deployments(&name, 10).await?;
+    let live = match &app.live_deployment {
+        Some(id) => Some(DeploymentView::new(&state, &store.deployment(id).await?, None)),
+        None => None,
+    };
+    let replica_status = state.engine.backends().runtime.status(&name).await.unwrap_or_else(|e| {
+        tracing::warn!(app = %name, error = %e, "replica status unavailable");
+        Vec::new()
+    });
+    Ok(Json(AppDetail {
+        app: AppView::new(&state, &app),
+        replica_status,
+        live,
+        deployments: recent.iter().map(|d| DeploymentView::new(&state, d, None)).collect(),
+    }))
+}
+
+/// Removes an app: its replicas, images, route, artifacts, workspace and history.
+#[utoipa::path(delete, path = "/api/v1/apps/{app}", tag = "apps", params(("app" = String, Path)),
+    responses((status = 204), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn delete(State(state): State<ApiState>, Path(app): Path<String>) -> Result<StatusCode, ApiError> {
+    let name = app_name(&app)?;
+    state.engine.destroy(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Runtime log options.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct LogsQuery {
+    /// Lines from the end of each replica's output (default 100, at most 10000).
+    pub tail: Option<usize>,
+    /// Keep the response open and stream new lines.
+    pub follow: Option<bool>,
+}
+
+/// The app's output (stdout and stderr of every replica) as text lines
+/// `replica | line`; streamed while `follow=true`.
+#[utoipa::path(get, path = "/api/v1/apps/{app}/logs", tag = "apps", params(("app" = String, Path), LogsQuery),
+    responses((status = 200, content_type = "text/plain", body = String), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn logs(State(state): State<ApiState>, Path(app): Path<String>, Query(q): Query<LogsQuery>) -> Result<Response, ApiError> {
+    let name = app_name(&app)?;
+    state.engine.store().app(&name).await?;
+    let tail = q.tail.unwrap_or(100).min(10_000);
+    let stream = state.engine.backends().runtime.logs(&name, tail, q.follow.unwrap_or(false)).await?;
+    let body = stream.map(|l| Ok::<_, std::io::Error>(format!("{} | {}\n", l.replica, l.line)));
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], Body::from_stream(body)).into_response())
+}

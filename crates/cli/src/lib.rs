@@ -1,0 +1,5 @@
+//! The `easydeploy` program: the server (control plane + edge proxy) and the
+//! client commands that talk to its API.
+
+pub mod client;
+pub mod server;
