@@ -20,7 +20,11 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for JsonBody
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(ApiError::new(rejection.status(), "invalid_body", rejection.body_text())),
+            Err(rejection) => Err(ApiError::new(
+                rejection.status(),
+                "invalid_body",
+                rejection.body_text(),
+            )),
         }
     }
 }
@@ -54,14 +58,26 @@ pub async fn list(State(state): State<ApiState>) -> Result<Json<Vec<AppView>>, A
     responses((status = 201, body = AppView), (status = 400, body = crate::error::ErrorBody),
               (status = 401, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody),
               (status = 422, body = crate::error::ErrorBody)))]
-pub async fn create(State(state): State<ApiState>, JsonBody(body): JsonBody<CreateApp>) -> Result<impl IntoResponse, ApiError> {
+pub async fn create(
+    State(state): State<ApiState>,
+    JsonBody(body): JsonBody<CreateApp>,
+) -> Result<impl IntoResponse, ApiError> {
     let name = AppName::parse(&body.name)?;
     let settings = body.settings.apply(None)?;
     let store = state.engine.store();
     if store.app(&name).await.is_ok() {
-        return Err(ApiError::new(StatusCode::CONFLICT, "name_taken", format!("the app name '{name}' is already taken")));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "name_taken",
+            format!("the app name '{name}' is already taken"),
+        ));
     }
-    state.engine.backends().source.resolve(&settings.source, &settings.branch).await?;
+    state
+        .engine
+        .backends()
+        .source
+        .resolve(&settings.source, &settings.branch)
+        .await?;
     let app = store.create_app(&name, "default", &settings).await?;
     Ok((StatusCode::CREATED, Json(AppView::new(&state, &app))))
 }
@@ -69,7 +85,10 @@ pub async fn create(State(state): State<ApiState>, JsonBody(body): JsonBody<Crea
 /// An app with its replicas and recent deployments.
 #[utoipa::path(get, path = "/api/v1/apps/{app}", tag = "apps", params(("app" = String, Path)),
     responses((status = 200, body = AppDetail), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
-pub async fn get_app(State(state): State<ApiState>, Path(app): Path<String>) -> Result<Json<AppDetail>, ApiError> {
+pub async fn get_app(
+    State(state): State<ApiState>,
+    Path(app): Path<String>,
+) -> Result<Json<AppDetail>, ApiError> {
     let name = app_name(&app)?;
     let store = state.engine.store();
     let app = store.app(&name).await?;
@@ -78,15 +97,24 @@ pub async fn get_app(State(state): State<ApiState>, Path(app): Path<String>) -> 
         Some(id) => Some(DeploymentView::new(&state, &store.deployment(id).await?, None)),
         None => None,
     };
-    let replica_status = state.engine.backends().runtime.status(&name).await.unwrap_or_else(|e| {
-        tracing::warn!(app = %name, error = %e, "replica status unavailable");
-        Vec::new()
-    });
+    let replica_status = state
+        .engine
+        .backends()
+        .runtime
+        .status(&name)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(app = %name, error = %e, "replica status unavailable");
+            Vec::new()
+        });
     Ok(Json(AppDetail {
         app: AppView::new(&state, &app),
         replica_status,
         live,
-        deployments: recent.iter().map(|d| DeploymentView::new(&state, d, None)).collect(),
+        deployments: recent
+            .iter()
+            .map(|d| DeploymentView::new(&state, d, None))
+            .collect(),
     }))
 }
 
@@ -112,11 +140,24 @@ pub struct LogsQuery {
 /// `replica | line`; streamed while `follow=true`.
 #[utoipa::path(get, path = "/api/v1/apps/{app}/logs", tag = "apps", params(("app" = String, Path), LogsQuery),
     responses((status = 200, content_type = "text/plain", body = String), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
-pub async fn logs(State(state): State<ApiState>, Path(app): Path<String>, Query(q): Query<LogsQuery>) -> Result<Response, ApiError> {
+pub async fn logs(
+    State(state): State<ApiState>,
+    Path(app): Path<String>,
+    Query(q): Query<LogsQuery>,
+) -> Result<Response, ApiError> {
     let name = app_name(&app)?;
     state.engine.store().app(&name).await?;
     let tail = q.tail.unwrap_or(100).min(10_000);
-    let stream = state.engine.backends().runtime.logs(&name, tail, q.follow.unwrap_or(false)).await?;
+    let stream = state
+        .engine
+        .backends()
+        .runtime
+        .logs(&name, tail, q.follow.unwrap_or(false))
+        .await?;
     let body = stream.map(|l| Ok::<_, std::io::Error>(format!("{} | {}\n", l.replica, l.line)));
-    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], Body::from_stream(body)).into_response())
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        Body::from_stream(body),
+    )
+        .into_response())
 }

@@ -17,7 +17,9 @@ pub struct AdminToken {
 impl AdminToken {
     /// Wraps a token value.
     pub fn new(token: &str) -> Self {
-        Self { digest: Sha256::digest(token.trim().as_bytes()).into() }
+        Self {
+            digest: Sha256::digest(token.trim().as_bytes()).into(),
+        }
     }
 
     /// Reads `path`, or creates it (mode 0600) with a new random token.
@@ -33,7 +35,12 @@ impl AdminToken {
         let token = format!("ed_{}", hex::encode(bytes));
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
-        let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)?;
         file.write_all(format!("{token}\n").as_bytes())?;
         Ok(Self::new(&token))
     }
@@ -41,12 +48,20 @@ impl AdminToken {
     /// Compares in constant time (digests of equal length, every byte visited).
     pub fn matches(&self, candidate: &str) -> bool {
         let digest: [u8; 32] = Sha256::digest(candidate.as_bytes()).into();
-        digest.iter().zip(self.digest.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        digest
+            .iter()
+            .zip(self.digest.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
     }
 }
 
 /// Rejects requests without a valid `Authorization: Bearer` token.
-pub async fn require_token(State(state): State<ApiState>, request: Request, next: Next) -> Result<Response, ApiError> {
+pub async fn require_token(
+    State(state): State<ApiState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     let token = request
         .headers()
         .get(axum::http::header::AUTHORIZATION)
@@ -70,6 +85,9 @@ impl utoipa::Modify for BearerScheme {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
     }
 }

@@ -29,10 +29,24 @@ pub struct Analysis {
 #[utoipa::path(post, path = "/api/v1/analyze", tag = "catalog", request_body = SettingsInput,
     responses((status = 200, body = Analysis), (status = 400, body = crate::error::ErrorBody),
               (status = 401, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
-pub async fn analyze(State(state): State<ApiState>, body: crate::apps::JsonBody<SettingsInput>) -> Result<Json<Analysis>, ApiError> {
+pub async fn analyze(
+    State(state): State<ApiState>,
+    body: crate::apps::JsonBody<SettingsInput>,
+) -> Result<Json<Analysis>, ApiError> {
     let settings = body.0.apply(None)?;
     let engine = &state.engine;
-    engine.backends().source.resolve(&settings.source, &settings.branch).await?;
-    let (commit, detection) = engine.analyze(&settings.source, &settings.branch, &settings.root, settings.framework).await?;
+    engine
+        .backends()
+        .source
+        .resolve(&settings.source, &settings.branch)
+        .await?;
+    let (commit, detection) = engine
+        .analyze(
+            &settings.source,
+            &settings.branch,
+            &settings.root,
+            settings.framework,
+        )
+        .await?;
     Ok(Json(Analysis { commit, detection }))
 }

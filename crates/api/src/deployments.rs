@@ -37,18 +37,30 @@ pub async fn create(
     let current = store.app(&name).await?;
     if let Some(commit) = &body.commit {
         if !(4..=40).contains(&commit.len()) || !commit.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_commit", "a commit is 4 to 40 hexadecimal characters"));
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_commit",
+                "a commit is 4 to 40 hexadecimal characters",
+            ));
         }
     }
     let settings = body.settings.apply(Some(current.settings.clone()))?;
     // Refuse an unreachable repository or unknown branch now, before anything is queued.
-    state.engine.backends().source.resolve(&settings.source, &settings.branch).await?;
+    state
+        .engine
+        .backends()
+        .source
+        .resolve(&settings.source, &settings.branch)
+        .await?;
     if settings != current.settings {
         store.update_settings(&name, &settings).await?;
     }
     let deployment = store.enqueue(&name, &settings, body.commit.as_deref()).await?;
     state.engine.wake();
-    Ok((StatusCode::ACCEPTED, Json(DeploymentView::new(&state, &deployment, None))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(DeploymentView::new(&state, &deployment, None)),
+    ))
 }
 
 /// List options.
@@ -71,21 +83,31 @@ pub async fn list(
     store.app(&name).await?;
     let limit = q.limit.unwrap_or(20).clamp(1, 200);
     let list = store.deployments(&name, limit).await?;
-    Ok(Json(list.iter().map(|d| DeploymentView::new(&state, d, None)).collect()))
+    Ok(Json(
+        list.iter()
+            .map(|d| DeploymentView::new(&state, d, None))
+            .collect(),
+    ))
 }
 
 fn deployment_id(raw: &str) -> Result<&str, ApiError> {
     if raw.len() <= 64 && raw.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
         Ok(raw)
     } else {
-        Err(ApiError::not_found(format!("deployment '{}'", raw.escape_debug())))
+        Err(ApiError::not_found(format!(
+            "deployment '{}'",
+            raw.escape_debug()
+        )))
     }
 }
 
 /// A deployment with every state transition and its time.
 #[utoipa::path(get, path = "/api/v1/deployments/{id}", tag = "deployments", params(("id" = String, Path)),
     responses((status = 200, body = DeploymentView), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
-pub async fn get_deployment(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Json<DeploymentView>, ApiError> {
+pub async fn get_deployment(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<DeploymentView>, ApiError> {
     let id = deployment_id(&id)?;
     let store = state.engine.store();
     let d = store.deployment(id).await?;
@@ -103,7 +125,11 @@ pub struct LogQuery {
 /// The deployment's log (pipeline steps and build output) from an offset.
 #[utoipa::path(get, path = "/api/v1/deployments/{id}/logs", tag = "deployments", params(("id" = String, Path), LogQuery),
     responses((status = 200, body = LogChunk), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
-pub async fn logs(State(state): State<ApiState>, Path(id): Path<String>, Query(q): Query<LogQuery>) -> Result<Json<LogChunk>, ApiError> {
+pub async fn logs(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    Query(q): Query<LogQuery>,
+) -> Result<Json<LogChunk>, ApiError> {
     let id = deployment_id(&id)?;
     let d = state.engine.store().deployment(id).await?;
     let finished = d.state.is_terminal() || d.state == easydeploy_core::DeploymentState::Live;
@@ -116,15 +142,27 @@ pub async fn logs(State(state): State<ApiState>, Path(id): Path<String>, Query(q
         .await?
         .unwrap_or_default();
     // Only hand out whole lines so a multi-byte character is never split.
-    let end = if finished { bytes.len() } else { bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1) };
+    let end = if finished {
+        bytes.len()
+    } else {
+        bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1)
+    };
     let text = String::from_utf8_lossy(&bytes[..end]).into_owned();
-    Ok(Json(LogChunk { offset, next_offset: offset + end as u64, text, finished }))
+    Ok(Json(LogChunk {
+        offset,
+        next_offset: offset + end as u64,
+        text,
+        finished,
+    }))
 }
 
 /// Names of the deployment's artifacts (Dockerfile, .dockerignore, buildspec.yml, build.log...).
 #[utoipa::path(get, path = "/api/v1/deployments/{id}/artifacts", tag = "deployments", params(("id" = String, Path)),
     responses((status = 200, body = [String]), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
-pub async fn artifacts(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Json<Vec<String>>, ApiError> {
+pub async fn artifacts(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<String>>, ApiError> {
     let id = deployment_id(&id)?;
     state.engine.store().deployment(id).await?;
     Ok(Json(state.engine.backends().artifacts.list(id).await?))
@@ -134,7 +172,10 @@ pub async fn artifacts(State(state): State<ApiState>, Path(id): Path<String>) ->
 #[utoipa::path(get, path = "/api/v1/deployments/{id}/artifacts/{name}", tag = "deployments",
     params(("id" = String, Path), ("name" = String, Path)),
     responses((status = 200, content_type = "text/plain", body = String), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
-pub async fn artifact(State(state): State<ApiState>, Path((id, name)): Path<(String, String)>) -> Result<impl IntoResponse, ApiError> {
+pub async fn artifact(
+    State(state): State<ApiState>,
+    Path((id, name)): Path<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
     let id = deployment_id(&id)?;
     state.engine.store().deployment(id).await?;
     let bytes = match state.engine.backends().artifacts.get(id, &name, 0).await {

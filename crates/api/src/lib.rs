@@ -65,12 +65,18 @@ pub fn router(state: ApiState) -> Router {
         .route("/apps", get(apps::list).post(apps::create))
         .route("/apps/{app}", get(apps::get_app).delete(apps::delete))
         .route("/apps/{app}/logs", get(apps::logs))
-        .route("/apps/{app}/deployments", get(deployments::list).post(deployments::create))
+        .route(
+            "/apps/{app}/deployments",
+            get(deployments::list).post(deployments::create),
+        )
         .route("/deployments/{id}", get(deployments::get_deployment))
         .route("/deployments/{id}/logs", get(deployments::logs))
         .route("/deployments/{id}/artifacts", get(deployments::artifacts))
         .route("/deployments/{id}/artifacts/{name}", get(deployments::artifact))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
         .route("/openapi.json", get(openapi));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))

@@ -3,7 +3,9 @@
 use crate::{ApiError, ApiState};
 use easydeploy_core::framework::Framework;
 use easydeploy_core::ports::ReplicaStatus;
-use easydeploy_core::{AppSettings, Branch, DeploymentState, EnvVar, GitSource, Port, Replicas, RootDir, ShellCommand};
+use easydeploy_core::{
+    AppSettings, Branch, DeploymentState, EnvVar, GitSource, Port, Replicas, RootDir, ShellCommand,
+};
 use easydeploy_store::{App, Deployment, Transition};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -70,20 +72,34 @@ impl SettingsInput {
             settings.port = Some(Port::parse(port)?);
         }
         if let Some(env) = self.env {
-            let vars = env.iter().map(|raw| EnvVar::parse(raw)).collect::<Result<Vec<_>, _>>()?;
+            let vars = env
+                .iter()
+                .map(|raw| EnvVar::parse(raw))
+                .collect::<Result<Vec<_>, _>>()?;
             settings.merge_env(vars);
         }
         if let Some(cmd) = self.build_command {
-            settings.build_command = if cmd.trim().is_empty() { None } else { Some(ShellCommand::parse(&cmd)?) };
+            settings.build_command = if cmd.trim().is_empty() {
+                None
+            } else {
+                Some(ShellCommand::parse(&cmd)?)
+            };
         }
         if let Some(cmd) = self.run_command {
-            settings.run_command = if cmd.trim().is_empty() { None } else { Some(ShellCommand::parse(&cmd)?) };
+            settings.run_command = if cmd.trim().is_empty() {
+                None
+            } else {
+                Some(ShellCommand::parse(&cmd)?)
+            };
         }
         if let Some(replicas) = self.replicas {
             settings.replicas = Replicas::parse(replicas)?;
         }
         if let Some(path) = self.health_path {
-            if !path.starts_with('/') || path.len() > 512 || path.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            if !path.starts_with('/')
+                || path.len() > 512
+                || path.chars().any(|c| c.is_control() || c.is_whitespace())
+            {
                 return Err(ApiError::new(
                     axum::http::StatusCode::BAD_REQUEST,
                     "invalid_health_path",
@@ -150,7 +166,14 @@ impl AppView {
             port: s.port.map(|p| p.get()),
             replicas: s.replicas.get(),
             health_path: s.health_path.clone(),
-            env: s.env.iter().map(|v| EnvView { name: v.name.clone(), value: "********".into() }).collect(),
+            env: s
+                .env
+                .iter()
+                .map(|v| EnvView {
+                    name: v.name.clone(),
+                    value: "********".into(),
+                })
+                .collect(),
             live_deployment: app.live_deployment.clone(),
             created_at: app.created_at.clone(),
             updated_at: app.updated_at.clone(),

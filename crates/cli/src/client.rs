@@ -18,13 +18,24 @@ pub struct Client {
 #[derive(Debug, Clone, clap::Args)]
 pub struct ClientConfig {
     /// URL of the Easy Deploy API.
-    #[arg(long, env = "EASYDEPLOY_URL", default_value = "http://127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "EASYDEPLOY_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
     pub url: String,
     /// API token (default: the admin token in the data dir).
     #[arg(long, env = "EASYDEPLOY_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
     /// Data dir holding admin.token when no token is given.
-    #[arg(long = "client-data-dir", env = "EASYDEPLOY_DATA_DIR", default_value = ".easydeploy", global = true, hide = true)]
+    #[arg(
+        long = "client-data-dir",
+        env = "EASYDEPLOY_DATA_DIR",
+        default_value = ".easydeploy",
+        global = true,
+        hide = true
+    )]
     pub data_dir: PathBuf,
 }
 
@@ -36,29 +47,58 @@ impl Client {
             None => {
                 let path = config.data_dir.join("admin.token");
                 std::fs::read_to_string(&path)
-                    .with_context(|| format!("no API token: set EASYDEPLOY_TOKEN or run from where {} exists", path.display()))?
+                    .with_context(|| {
+                        format!(
+                            "no API token: set EASYDEPLOY_TOKEN or run from where {} exists",
+                            path.display()
+                        )
+                    })?
                     .trim()
                     .to_owned()
             }
         };
-        let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).build()?;
-        Ok(Self { http, base: format!("{}/api/v1", config.url.trim_end_matches('/')), token })
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()?;
+        Ok(Self {
+            http,
+            base: format!("{}/api/v1", config.url.trim_end_matches('/')),
+            token,
+        })
     }
 
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<reqwest::Response> {
-        let mut request = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<reqwest::Response> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.with_context(|| format!("cannot reach the Easy Deploy server at {}", self.base))?;
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the Easy Deploy server at {}", self.base))?;
         if response.status().is_success() {
             return Ok(response);
         }
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
-        let message = body["error"]["message"].as_str().unwrap_or("the server refused the request");
+        let message = body["error"]["message"]
+            .as_str()
+            .unwrap_or("the server refused the request");
         let code = body["error"]["code"].as_str().unwrap_or("error");
-        Err(ApiFailure { status: status.as_u16(), code: code.to_owned(), message: message.to_owned() }.into())
+        Err(ApiFailure {
+            status: status.as_u16(),
+            code: code.to_owned(),
+            message: message.to_owned(),
+        }
+        .into())
     }
 
     async fn json(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
@@ -134,12 +174,16 @@ pub struct DeployArgs {
 
 /// Local paths become absolute paths; URLs pass through.
 fn source_argument(raw: &str) -> anyhow::Result<String> {
-    let is_url = raw.contains("://") || (raw.contains('@') && raw.contains(':') && !raw.starts_with('/') && !raw.starts_with('.'));
+    let is_url = raw.contains("://")
+        || (raw.contains('@') && raw.contains(':') && !raw.starts_with('/') && !raw.starts_with('.'));
     if is_url {
         return Ok(raw.to_owned());
     }
-    let path = std::fs::canonicalize(raw).with_context(|| format!("the source '{raw}' is neither a git URL nor an existing folder"))?;
-    path.to_str().map(str::to_owned).ok_or_else(|| anyhow!("the path {} is not UTF-8", path.display()))
+    let path = std::fs::canonicalize(raw)
+        .with_context(|| format!("the source '{raw}' is neither a git URL nor an existing folder"))?;
+    path.to_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow!("the path {} is not UTF-8", path.display()))
 }
 
 /// Deploys and follows the deployment until it is live or failed.
@@ -154,7 +198,10 @@ pub async fn deploy(client: &Client, args: DeployArgs) -> anyhow::Result<()> {
         ("run_command", args.run_command.map(Value::from)),
         ("replicas", args.replicas.map(Value::from)),
         ("health_path", args.health_path.map(Value::from)),
-        ("env", (!args.env.is_empty()).then(|| Value::from(args.env.clone()))),
+        (
+            "env",
+            (!args.env.is_empty()).then(|| Value::from(args.env.clone())),
+        ),
     ];
     for (key, value) in fields {
         if let Some(value) = value {
@@ -175,8 +222,17 @@ pub async fn deploy(client: &Client, args: DeployArgs) -> anyhow::Result<()> {
         client.json(reqwest::Method::POST, "/apps", Some(create)).await?;
         json!({})
     };
-    let deployment = client.json(reqwest::Method::POST, &format!("{app_path}/deployments"), Some(body)).await?;
-    let id = deployment["id"].as_str().ok_or_else(|| anyhow!("the server answered without a deployment id"))?.to_owned();
+    let deployment = client
+        .json(
+            reqwest::Method::POST,
+            &format!("{app_path}/deployments"),
+            Some(body),
+        )
+        .await?;
+    let id = deployment["id"]
+        .as_str()
+        .ok_or_else(|| anyhow!("the server answered without a deployment id"))?
+        .to_owned();
     follow_deployment(client, &id, args.build_log).await
 }
 
@@ -202,7 +258,9 @@ pub async fn follow_deployment(client: &Client, id: &str, build_log: bool) -> an
     loop {
         let d = client.get(&format!("/deployments/{id}")).await?;
         if build_log {
-            let chunk = client.get(&format!("/deployments/{id}/logs?offset={log_offset}")).await?;
+            let chunk = client
+                .get(&format!("/deployments/{id}/logs?offset={log_offset}"))
+                .await?;
             log_offset = chunk["next_offset"].as_u64().unwrap_or(log_offset);
             for line in chunk["text"].as_str().unwrap_or("").lines() {
                 say(format!("    │ {line}"));
@@ -253,7 +311,9 @@ fn seconds_between(a: &Value, b: &Value) -> Option<f64> {
 }
 
 fn step_done(state: &str, d: &Value, this: &Value, next: &Value) -> String {
-    let took = seconds_between(this, next).map(|s| format!(" ({s:.1} s)")).unwrap_or_default();
+    let took = seconds_between(this, next)
+        .map(|s| format!(" ({s:.1} s)"))
+        .unwrap_or_default();
     match state {
         "preparing_tenant" => "preparing tenant".into(),
         "fetching_source" => {
@@ -293,8 +353,17 @@ pub async fn apps(client: &Client) -> anyhow::Result<()> {
     }
     println!("{:<24} {:<10} URL", "NAME", "LIVE");
     for app in apps {
-        let live = if app["live_deployment"].is_null() { "no" } else { "yes" };
-        println!("{:<24} {:<10} {}", app["name"].as_str().unwrap_or(""), live, app["url"].as_str().unwrap_or(""));
+        let live = if app["live_deployment"].is_null() {
+            "no"
+        } else {
+            "yes"
+        };
+        println!(
+            "{:<24} {:<10} {}",
+            app["name"].as_str().unwrap_or(""),
+            live,
+            app["url"].as_str().unwrap_or("")
+        );
     }
     Ok(())
 }
@@ -305,13 +374,21 @@ pub async fn status(client: &Client, app: &str) -> anyhow::Result<()> {
     let s = |v: &Value| v.as_str().unwrap_or("-").to_owned();
     println!("app       {}", s(&a["name"]));
     println!("url       {}", s(&a["url"]));
-    println!("source    {} (branch {}, root '{}')", s(&a["source"]), s(&a["branch"]), a["root"].as_str().unwrap_or(""));
+    println!(
+        "source    {} (branch {}, root '{}')",
+        s(&a["source"]),
+        s(&a["branch"]),
+        a["root"].as_str().unwrap_or("")
+    );
     match a["live"].as_object() {
         Some(live) => println!(
             "release   #{} {} {} ({}), image {}",
             live["number"],
             live["framework"].as_str().unwrap_or("-"),
-            live["commit"].as_str().map(|c| c.get(..7).unwrap_or(c)).unwrap_or("-"),
+            live["commit"]
+                .as_str()
+                .map(|c| c.get(..7).unwrap_or(c))
+                .unwrap_or("-"),
             live["commit_summary"].as_str().unwrap_or(""),
             live["image"].as_str().unwrap_or("-")
         ),
@@ -323,7 +400,11 @@ pub async fn status(client: &Client, app: &str) -> anyhow::Result<()> {
             "  {:<36} {:<10} {:<9} restarts {} {}",
             s(&r["name"]),
             s(&r["state"]),
-            if r["healthy"].as_bool() == Some(true) { "healthy" } else { "unhealthy" },
+            if r["healthy"].as_bool() == Some(true) {
+                "healthy"
+            } else {
+                "unhealthy"
+            },
             r["restarts"],
             r["addr"].as_str().unwrap_or("")
         );
@@ -331,7 +412,13 @@ pub async fn status(client: &Client, app: &str) -> anyhow::Result<()> {
     println!("deployments");
     for d in a["deployments"].as_array().cloned().unwrap_or_default() {
         let reason = d["reason"].as_str().map(|r| format!("  {r}")).unwrap_or_default();
-        println!("  #{:<4} {:<20} {}{}", d["number"], s(&d["state"]), s(&d["created_at"]), reason);
+        println!(
+            "  #{:<4} {:<20} {}{}",
+            d["number"],
+            s(&d["state"]),
+            s(&d["created_at"]),
+            reason
+        );
     }
     Ok(())
 }
@@ -341,10 +428,15 @@ pub async fn logs(client: &Client, app: &str, build: bool, follow: bool, tail: u
     let app = urlencode(app);
     if build {
         let list = client.get(&format!("/apps/{app}/deployments?limit=1")).await?;
-        let id = list[0]["id"].as_str().ok_or_else(|| anyhow!("the app has no deployment yet"))?.to_owned();
+        let id = list[0]["id"]
+            .as_str()
+            .ok_or_else(|| anyhow!("the app has no deployment yet"))?
+            .to_owned();
         let mut offset = 0u64;
         loop {
-            let chunk = client.get(&format!("/deployments/{id}/logs?offset={offset}")).await?;
+            let chunk = client
+                .get(&format!("/deployments/{id}/logs?offset={offset}"))
+                .await?;
             print!("{}", chunk["text"].as_str().unwrap_or(""));
             std::io::stdout().flush()?;
             offset = chunk["next_offset"].as_u64().unwrap_or(offset);
@@ -355,7 +447,11 @@ pub async fn logs(client: &Client, app: &str, build: bool, follow: bool, tail: u
         }
     }
     let mut response = client
-        .send(reqwest::Method::GET, &format!("/apps/{app}/logs?tail={tail}&follow={follow}"), None)
+        .send(
+            reqwest::Method::GET,
+            &format!("/apps/{app}/logs?tail={tail}&follow={follow}"),
+            None,
+        )
         .await?;
     let mut out = std::io::stdout();
     while let Some(chunk) = response.chunk().await? {
@@ -367,7 +463,13 @@ pub async fn logs(client: &Client, app: &str, build: bool, follow: bool, tail: u
 
 /// `easydeploy destroy APP`.
 pub async fn destroy(client: &Client, app: &str) -> anyhow::Result<()> {
-    client.json(reqwest::Method::DELETE, &format!("/apps/{}", urlencode(app)), None).await?;
+    client
+        .json(
+            reqwest::Method::DELETE,
+            &format!("/apps/{}", urlencode(app)),
+            None,
+        )
+        .await?;
     eprintln!("destroyed {app}: its replicas, images, route, workspace and history are gone");
     Ok(())
 }
@@ -377,7 +479,12 @@ pub async fn frameworks(client: &Client) -> anyhow::Result<()> {
     let list = client.get("/frameworks").await?;
     println!("{:<12} {:<6} DETECTED BY", "FRAMEWORK", "PORT");
     for f in list.as_array().cloned().unwrap_or_default() {
-        println!("{:<12} {:<6} {}", f["id"].as_str().unwrap_or(""), f["defaults"]["port"], f["detected_by"].as_str().unwrap_or(""));
+        println!(
+            "{:<12} {:<6} {}",
+            f["id"].as_str().unwrap_or(""),
+            f["defaults"]["port"],
+            f["detected_by"].as_str().unwrap_or("")
+        );
     }
     Ok(())
 }

@@ -5,7 +5,11 @@ use easydeploy::client::{self, Client, ClientConfig, DeployArgs};
 use easydeploy::server::{self, ServerConfig};
 
 #[derive(Parser)]
-#[command(name = "easydeploy", version, about = "Deploy a git repository as a load-balanced container service")]
+#[command(
+    name = "easydeploy",
+    version,
+    about = "Deploy a git repository as a load-balanced container service"
+)]
 struct Cli {
     #[command(flatten)]
     client: ClientConfig,
@@ -76,7 +80,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .init();
         let running = server::start(*config).await?;
-        println!("easydeploy server: API http://{}  apps http://APP.<domain>:{}", running.api_addr, running.proxy_addr.port());
+        println!(
+            "easydeploy server: API http://{}  apps http://APP.<domain>:{}",
+            running.api_addr,
+            running.proxy_addr.port()
+        );
         wait_for_signal().await;
         tracing::info!("shutting down: apps keep running");
         running.stop().await;
@@ -88,7 +96,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Deploy(args) => client::deploy(&client, *args).await,
         Command::Apps => client::apps(&client).await,
         Command::Status { app } => client::status(&client, &app).await,
-        Command::Logs { app, build, follow, tail } => client::logs(&client, &app, build, follow, tail).await,
+        Command::Logs {
+            app,
+            build,
+            follow,
+            tail,
+        } => client::logs(&client, &app, build, follow, tail).await,
         Command::Destroy { app } => client::destroy(&client, &app).await,
         Command::Frameworks => client::frameworks(&client).await,
     }

@@ -34,13 +34,21 @@ pub struct ServerConfig {
     #[arg(long, env = "EASYDEPLOY_WORKERS")]
     pub workers: Option<usize>,
     /// Base image of generated Python Dockerfiles.
-    #[arg(long, env = "EASYDEPLOY_BASE_IMAGE_PYTHON", default_value = "python:3.12-slim")]
+    #[arg(
+        long,
+        env = "EASYDEPLOY_BASE_IMAGE_PYTHON",
+        default_value = "python:3.12-slim"
+    )]
     pub base_image_python: String,
     /// Base image of generated Node (and frontend) Dockerfiles.
     #[arg(long, env = "EASYDEPLOY_BASE_IMAGE_NODE", default_value = "node:20-slim")]
     pub base_image_node: String,
     /// Base image of generated Java Dockerfiles (JDK + Maven/Gradle).
-    #[arg(long, env = "EASYDEPLOY_BASE_IMAGE_JAVA", default_value = "maven:3-eclipse-temurin-17")]
+    #[arg(
+        long,
+        env = "EASYDEPLOY_BASE_IMAGE_JAVA",
+        default_value = "maven:3-eclipse-temurin-17"
+    )]
     pub base_image_java: String,
     /// Base image of generated PHP Dockerfiles.
     #[arg(long, env = "EASYDEPLOY_BASE_IMAGE_PHP", default_value = "php:8.3-cli")]
@@ -85,26 +93,41 @@ impl RunningServer {
 /// Starts the server; returns once it is ready (recovered and listening).
 pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     let data_dir = &config.data_dir;
-    std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
-    let token = AdminToken::load_or_create(&data_dir.join("admin.token")).context("cannot create the admin token")?;
-    let store = Store::open(&data_dir.join("state.db")).await.context("cannot open the state database")?;
-    let docker = easydeploy_docker::connect().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
+    let token =
+        AdminToken::load_or_create(&data_dir.join("admin.token")).context("cannot create the admin token")?;
+    let store = Store::open(&data_dir.join("state.db"))
+        .await
+        .context("cannot open the state database")?;
+    let docker = easydeploy_docker::connect()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let ca_bundle = match &config.build_ca_bundle {
-        Some(path) => Some(std::fs::read(path).with_context(|| format!("cannot read the build CA bundle {}", path.display()))?),
+        Some(path) => Some(
+            std::fs::read(path)
+                .with_context(|| format!("cannot read the build CA bundle {}", path.display()))?,
+        ),
         None => None,
     };
 
-    let edge = EdgeProxy::new(EdgeConfig { apps_domain: config.apps_domain.clone(), ..EdgeConfig::default() });
+    let edge = EdgeProxy::new(EdgeConfig {
+        apps_domain: config.apps_domain.clone(),
+        ..EdgeConfig::default()
+    });
     let backends = Backends {
         tenants: Arc::new(easydeploy_docker::DockerTenants::new(docker.clone())),
         source: Arc::new(easydeploy_git::GitFetcher::new()),
         builder: Arc::new(easydeploy_docker::DockerBuilder::new(docker.clone())),
         registry: Arc::new(easydeploy_docker::DockerRegistry::new(docker.clone())),
-        runtime: Arc::new(easydeploy_docker::DockerRuntime::new(
-            docker,
-            edge.clone(),
-            Duration::from_secs(config.drain_timeout),
-        )),
+        runtime: Arc::new(
+            easydeploy_docker::DockerRuntime::new(
+                docker,
+                edge.clone(),
+                Duration::from_secs(config.drain_timeout),
+            )
+            .with_instance(instance_id(data_dir)?),
+        ),
         artifacts: Arc::new(FileArtifacts::new(data_dir.join("artifacts"))),
     };
     let mut engine_config = EngineConfig::new(data_dir);
@@ -133,7 +156,10 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
     tasks.spawn(edge.serve(proxy_listener, shutdown.clone()));
-    engine.recover().await.context("recovering after the last run failed")?;
+    engine
+        .recover()
+        .await
+        .context("recovering after the last run failed")?;
     let mut workers = engine.start(shutdown.clone());
     tasks.spawn(async move { while workers.join_next().await.is_some() {} });
 
@@ -146,11 +172,41 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     let router = easydeploy_api::router(state);
     let api_shutdown = shutdown.clone();
     tasks.spawn(async move {
-        let serve = axum::serve(api_listener, router).with_graceful_shutdown(async move { api_shutdown.cancelled().await });
+        let serve = axum::serve(api_listener, router)
+            .with_graceful_shutdown(async move { api_shutdown.cancelled().await });
         if let Err(e) = serve.await {
             tracing::error!(error = %e, "the API server stopped");
         }
     });
     tracing::info!(%api_addr, %proxy_addr, data_dir = %data_dir.display(), "easydeploy server ready");
-    Ok(RunningServer { api_addr, proxy_addr, shutdown, tasks })
+    Ok(RunningServer {
+        api_addr,
+        proxy_addr,
+        shutdown,
+        tasks,
+    })
+}
+
+/// This data dir's instance id (created once), labelling its containers.
+fn instance_id(data_dir: &std::path::Path) -> anyhow::Result<String> {
+    let path = data_dir.join("instance.id");
+    if let Ok(id) = std::fs::read_to_string(&path) {
+        if !id.trim().is_empty() {
+            return Ok(id.trim().to_owned());
+        }
+    }
+    let id = format!("{:016x}", rand_u64());
+    std::fs::write(&path, &id).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(id)
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
 }

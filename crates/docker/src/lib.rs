@@ -26,3 +26,5 @@ pub const LABEL_TENANT: &str = "easydeploy.tenant";
 pub const LABEL_REPLICA: &str = "easydeploy.replica";
 /// Label giving the port a container's app listens on.
 pub const LABEL_PORT: &str = "easydeploy.port";
+/// Label naming the platform instance (data dir) that manages a container.
+pub const LABEL_INSTANCE: &str = "easydeploy.instance";

@@ -6,7 +6,7 @@ mod probe;
 
 use crate::engine::{bounded, engine_error, is_not_found, within};
 use crate::tenants::ensure_network;
-use crate::{LABEL_APP, LABEL_DEPLOYMENT, LABEL_PORT, LABEL_REPLICA, LABEL_TENANT};
+use crate::{LABEL_APP, LABEL_DEPLOYMENT, LABEL_INSTANCE, LABEL_PORT, LABEL_REPLICA, LABEL_TENANT};
 use async_trait::async_trait;
 use bollard::container::{
     Config, CreateContainerOptions, InspectContainerOptions, ListContainersOptions, RemoveContainerOptions,
@@ -45,6 +45,7 @@ pub struct DockerRuntime {
     docker: Docker,
     traffic: Arc<dyn TrafficSwitch>,
     drain_timeout: Duration,
+    instance: Option<String>,
 }
 
 impl DockerRuntime {
@@ -55,11 +56,22 @@ impl DockerRuntime {
             docker,
             traffic,
             drain_timeout,
+            instance: None,
         }
     }
 
+    /// Scopes this runtime to the containers it labels with `instance`, so
+    /// several platforms (or test servers) can share one Docker engine.
+    pub fn with_instance(mut self, instance: impl Into<String>) -> Self {
+        self.instance = Some(instance.into());
+        self
+    }
+
     /// The app's containers (all states) matching extra label filters.
-    async fn containers(&self, labels: Vec<String>) -> BackendResult<Vec<ContainerSummary>> {
+    async fn containers(&self, mut labels: Vec<String>) -> BackendResult<Vec<ContainerSummary>> {
+        if let Some(instance) = &self.instance {
+            labels.push(format!("{LABEL_INSTANCE}={instance}"));
+        }
         let options = ListContainersOptions {
             all: true,
             filters: HashMap::from([("label".to_owned(), labels)]),
@@ -128,13 +140,16 @@ impl DockerRuntime {
         let port = release.port.get();
         let mut env = vec![format!("PORT={port}")];
         env.extend(release.env.iter().map(|v| format!("{}={}", v.name, v.value)));
-        let labels = HashMap::from([
+        let mut labels = HashMap::from([
             (LABEL_APP.to_owned(), release.app.to_string()),
             (LABEL_DEPLOYMENT.to_owned(), release.deployment.clone()),
             (LABEL_TENANT.to_owned(), release.tenant.id.clone()),
             (LABEL_REPLICA.to_owned(), index.to_string()),
             (LABEL_PORT.to_owned(), port.to_string()),
         ]);
+        if let Some(instance) = &self.instance {
+            labels.insert(LABEL_INSTANCE.to_owned(), instance.clone());
+        }
         let config = Config {
             image: Some(release.image.clone()),
             env: Some(env),

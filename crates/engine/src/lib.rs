@@ -103,7 +103,10 @@ impl Engine {
     pub async fn recover(&self) -> Result<(), EngineError> {
         let interrupted = self.store.fail_interrupted().await?;
         if !interrupted.is_empty() {
-            tracing::warn!(count = interrupted.len(), "failed deployments interrupted by a restart");
+            tracing::warn!(
+                count = interrupted.len(),
+                "failed deployments interrupted by a restart"
+            );
         }
         let live = self.store.live_deployments().await?;
         let keep: Vec<String> = live.iter().map(|d| d.id.clone()).collect();
@@ -112,10 +115,16 @@ impl Engine {
             tracing::info!(removed, "removed replicas that were not live");
         }
         for deployment in &live {
-            let Some(spec) = self.release_spec(deployment).await? else { continue };
+            let Some(spec) = self.release_spec(deployment).await? else {
+                continue;
+            };
             match self.backends.runtime.adopt(&spec).await {
-                Ok(replicas) => tracing::info!(app = %deployment.app, replicas = replicas.len(), "live release serving"),
-                Err(e) => tracing::error!(app = %deployment.app, error = %e, "could not restore the live release"),
+                Ok(replicas) => {
+                    tracing::info!(app = %deployment.app, replicas = replicas.len(), "live release serving")
+                }
+                Err(e) => {
+                    tracing::error!(app = %deployment.app, error = %e, "could not restore the live release")
+                }
             }
         }
         Ok(())
@@ -160,23 +169,36 @@ impl Engine {
 
     /// The release a live deployment runs, if it got as far as an image.
     pub async fn release_spec(&self, deployment: &Deployment) -> Result<Option<ReleaseSpec>, EngineError> {
-        let Some(image) = deployment.image.clone() else { return Ok(None) };
+        let Some(image) = deployment.image.clone() else {
+            return Ok(None);
+        };
         let app = self.store.app(&deployment.app).await?;
         let port = match deployment.settings.port {
             Some(port) => port,
             None => {
-                let detected = deployment.framework.as_deref().and_then(|f| Framework::parse(f).ok());
+                let detected = deployment
+                    .framework
+                    .as_deref()
+                    .and_then(|f| Framework::parse(f).ok());
                 easydeploy_core::Port::new(detected.map_or(8080, |f| f.defaults().port))
             }
         };
         Ok(Some(self.spec(&app.tenant, deployment, image, port)))
     }
 
-    fn spec(&self, tenant: &str, deployment: &Deployment, image: String, port: easydeploy_core::Port) -> ReleaseSpec {
+    fn spec(
+        &self,
+        tenant: &str,
+        deployment: &Deployment,
+        image: String,
+        port: easydeploy_core::Port,
+    ) -> ReleaseSpec {
         let mut health = self.config.health.clone();
         health.path = deployment.settings.health_path.clone();
         ReleaseSpec {
-            tenant: Tenant { id: tenant.to_owned() },
+            tenant: Tenant {
+                id: tenant.to_owned(),
+            },
             app: deployment.app.clone(),
             deployment: deployment.id.clone(),
             image,
@@ -197,9 +219,13 @@ impl Engine {
         root: &RootDir,
         framework: Option<Framework>,
     ) -> Result<(String, Detection), EngineError> {
-        tokio::fs::create_dir_all(&self.config.workspaces).await.map_err(|e| {
-            easydeploy_core::ports::BackendError::transient(format!("cannot create the workspaces folder: {e}"))
-        })?;
+        tokio::fs::create_dir_all(&self.config.workspaces)
+            .await
+            .map_err(|e| {
+                easydeploy_core::ports::BackendError::transient(format!(
+                    "cannot create the workspaces folder: {e}"
+                ))
+            })?;
         let tmp = self.config.workspaces.join(format!(".analyze-{}", uuid_like()));
         let result = async {
             let checkout = self.backends.source.fetch(source, branch, None, &tmp).await?;
@@ -237,6 +263,8 @@ impl Engine {
 
 fn uuid_like() -> String {
     use std::time::{SystemTime, UNIX_EPOCH};
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
     format!("{nanos:x}-{}", std::process::id())
 }

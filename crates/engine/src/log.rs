@@ -24,7 +24,10 @@ impl DeploymentLog {
                 while let Ok(more) = rx.try_recv() {
                     batch.push_str(&more);
                 }
-                if let Err(e) = artifacts.append(&deployment, LOG_ARTIFACT, batch.as_bytes()).await {
+                if let Err(e) = artifacts
+                    .append(&deployment, LOG_ARTIFACT, batch.as_bytes())
+                    .await
+                {
                     tracing::warn!(deployment_id = %deployment, error = %e, "could not write the deployment log");
                 }
             }

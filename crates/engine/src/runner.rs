@@ -51,13 +51,26 @@ pub(crate) async fn run(engine: &Arc<Engine>, owner: &str, deployment: Deploymen
                 }
             })
         };
-        let mut run = Run { engine, owner, deployment: &deployment, log: &log, replicas: Vec::new(), started: Instant::now() };
+        let mut run = Run {
+            engine,
+            owner,
+            deployment: &deployment,
+            log: &log,
+            replicas: Vec::new(),
+            started: Instant::now(),
+        };
         let outcome = run.pipeline().await;
         heartbeat.abort();
         match outcome {
             Ok(()) => {
-                log.line(&format!("==> live after {:.1} s", run.started.elapsed().as_secs_f64()));
-                tracing::info!(elapsed_ms = run.started.elapsed().as_millis() as u64, "deployment live");
+                log.line(&format!(
+                    "==> live after {:.1} s",
+                    run.started.elapsed().as_secs_f64()
+                ));
+                tracing::info!(
+                    elapsed_ms = run.started.elapsed().as_millis() as u64,
+                    "deployment live"
+                );
             }
             Err(stop) => {
                 if !run.replicas.is_empty() {
@@ -108,7 +121,10 @@ where
     for attempt in 1.. {
         match call().await {
             Err(e) if e.retryable && attempt < 3 => {
-                log.line(&format!("    {what} failed ({e}); retrying in {} s", delay.as_secs()));
+                log.line(&format!(
+                    "    {what} failed ({e}); retrying in {} s",
+                    delay.as_secs()
+                ));
                 tokio::time::sleep(delay).await;
                 delay *= 2;
             }
@@ -120,13 +136,17 @@ where
 
 impl Run<'_> {
     async fn step(&self, state: S, message: Option<&str>) -> Result<Instant, Stop> {
-        self.engine.store.advance(&self.deployment.id, self.owner, state, message).await?;
+        self.engine
+            .store
+            .advance(&self.deployment.id, self.owner, state, message)
+            .await?;
         self.log.line(&format!("==> {}", state.label()));
         Ok(Instant::now())
     }
 
     fn done(&self, since: Instant, what: &str) {
-        self.log.line(&format!("    {what} ({} ms)", since.elapsed().as_millis()));
+        self.log
+            .line(&format!("    {what} ({} ms)", since.elapsed().as_millis()));
     }
 
     async fn pipeline(&mut self) -> Result<(), Stop> {
@@ -140,7 +160,9 @@ impl Run<'_> {
         // preparing_tenant (entered by the claim)
         log.line("==> preparing tenant");
         let t = Instant::now();
-        let tenant = easydeploy_core::ports::Tenant { id: app.tenant.clone() };
+        let tenant = easydeploy_core::ports::Tenant {
+            id: app.tenant.clone(),
+        };
         let handle = retry(log, "preparing the tenant", || backends.tenants.ensure(&tenant)).await?;
         self.done(t, &format!("tenant {} ready ({})", tenant.id, handle.resource));
 
@@ -148,14 +170,36 @@ impl Run<'_> {
         let workspace = engine.workspace(&d.app);
         let checkout = retry(log, "fetching the source", || async {
             remove_dir(&workspace).await?;
-            backends.source.fetch(&settings.source, &settings.branch, d.commit.as_deref(), &workspace).await
+            backends
+                .source
+                .fetch(
+                    &settings.source,
+                    &settings.branch,
+                    d.commit.as_deref(),
+                    &workspace,
+                )
+                .await
         })
         .await?;
         engine
             .store
-            .record(&d.id, &DeploymentFacts { commit: Some((checkout.commit.clone(), checkout.summary.clone())), ..Default::default() })
+            .record(
+                &d.id,
+                &DeploymentFacts {
+                    commit: Some((checkout.commit.clone(), checkout.summary.clone())),
+                    ..Default::default()
+                },
+            )
             .await?;
-        self.done(t, &format!("{} @ {} ({})", settings.branch, short(&checkout.commit), checkout.summary));
+        self.done(
+            t,
+            &format!(
+                "{} @ {} ({})",
+                settings.branch,
+                short(&checkout.commit),
+                checkout.summary
+            ),
+        );
 
         let t = self.step(S::Detecting, None).await?;
         let (path, root, forced) = (checkout.path.clone(), settings.root.clone(), settings.framework);
@@ -173,10 +217,16 @@ impl Run<'_> {
                 },
             )
             .await?;
-        self.done(t, &format!("detected {} ({})", detection.framework, detection.evidence));
+        self.done(
+            t,
+            &format!("detected {} ({})", detection.framework, detection.evidence),
+        );
 
         let t = self.step(S::GeneratingPipeline, None).await?;
-        let repository = retry(log, "preparing the image repository", || backends.registry.ensure_repository(&d.app)).await?;
+        let repository = retry(log, "preparing the image repository", || {
+            backends.registry.ensure_repository(&d.app)
+        })
+        .await?;
         let options = PipelineOptions {
             base_images: engine.config.base_images.clone(),
             ca_bundle: engine.config.ca_bundle.clone(),
@@ -187,15 +237,31 @@ impl Run<'_> {
         };
         let files = pipeline::generate(&detection, &options);
         let artifacts = &backends.artifacts;
-        artifacts.put(&d.id, "Dockerfile", files.dockerfile.as_bytes()).await?;
-        artifacts.put(&d.id, ".dockerignore", files.dockerignore.as_bytes()).await?;
-        artifacts.put(&d.id, "buildspec.yml", files.buildspec.as_bytes()).await?;
+        artifacts
+            .put(&d.id, "Dockerfile", files.dockerfile.as_bytes())
+            .await?;
+        artifacts
+            .put(&d.id, ".dockerignore", files.dockerignore.as_bytes())
+            .await?;
+        artifacts
+            .put(&d.id, "buildspec.yml", files.buildspec.as_bytes())
+            .await?;
         let detection_json = serde_json::to_vec_pretty(&detection).unwrap_or_default();
         artifacts.put(&d.id, "detection.json", &detection_json).await?;
-        self.done(t, if files.own_dockerfile { "using the repository's Dockerfile" } else { "Dockerfile, .dockerignore and buildspec.yml generated" });
+        self.done(
+            t,
+            if files.own_dockerfile {
+                "using the repository's Dockerfile"
+            } else {
+                "Dockerfile, .dockerignore and buildspec.yml generated"
+            },
+        );
 
         let t = self.step(S::Building, None).await?;
-        let tag = format!("{repository}:{}", content_tag(&checkout.commit, settings.root.as_str(), &files));
+        let tag = format!(
+            "{repository}:{}",
+            content_tag(&checkout.commit, settings.root.as_str(), &files)
+        );
         let context_dir = settings.root.join_onto(&checkout.path);
         let image = match backends.builder.find(&tag).await? {
             Some(image) => {
@@ -203,7 +269,13 @@ impl Run<'_> {
                 image
             }
             None => {
-                let request = BuildRequest { app: d.app.clone(), deployment: d.id.clone(), context_dir, pipeline: files.clone(), tag: tag.clone() };
+                let request = BuildRequest {
+                    app: d.app.clone(),
+                    deployment: d.id.clone(),
+                    context_dir,
+                    pipeline: files.clone(),
+                    tag: tag.clone(),
+                };
                 let image = retry(log, "the build", || backends.builder.build(&request, log)).await?;
                 self.done(t, &format!("built {tag}"));
                 image
@@ -213,15 +285,30 @@ impl Run<'_> {
 
         let t = self.step(S::Pushing, None).await?;
         let reference = retry(log, "pushing the image", || backends.registry.push(&image, log)).await?;
-        engine.store.record(&d.id, &DeploymentFacts { image: Some(reference.clone()), ..Default::default() }).await?;
-        let detail = serde_json::json!({ "ImageURI": reference, "ImageId": image.id, "Commit": checkout.commit });
-        artifacts.put(&d.id, "imageDetail.json", detail.to_string().as_bytes()).await?;
+        engine
+            .store
+            .record(
+                &d.id,
+                &DeploymentFacts {
+                    image: Some(reference.clone()),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let detail =
+            serde_json::json!({ "ImageURI": reference, "ImageId": image.id, "Commit": checkout.commit });
+        artifacts
+            .put(&d.id, "imageDetail.json", detail.to_string().as_bytes())
+            .await?;
         self.done(t, &format!("image available as {reference}"));
 
         let t = self.step(S::Releasing, None).await?;
         let spec = engine.spec(&app.tenant, d, reference, files.port);
         self.replicas = backends.runtime.launch(&spec).await?;
-        self.done(t, &format!("started {} replica(s) on port {}", self.replicas.len(), spec.port));
+        self.done(
+            t,
+            &format!("started {} replica(s) on port {}", self.replicas.len(), spec.port),
+        );
 
         let t = self.step(S::Verifying, None).await?;
         backends.runtime.verify(&spec, &self.replicas).await?;
@@ -241,9 +328,15 @@ impl Run<'_> {
     async fn prune_images(&self, current: &str) {
         let engine = self.engine;
         let keep_n = engine.config.keep_images.max(1);
-        let Ok(recent) = engine.store.deployments(&self.deployment.app, 100).await else { return };
+        let Ok(recent) = engine.store.deployments(&self.deployment.app, 100).await else {
+            return;
+        };
         let mut keep: Vec<String> = vec![current.to_owned()];
-        for image in recent.iter().filter(|d| matches!(d.state, S::Live | S::Superseded | S::RolledBack)).filter_map(|d| d.image.clone()) {
+        for image in recent
+            .iter()
+            .filter(|d| matches!(d.state, S::Live | S::Superseded | S::RolledBack))
+            .filter_map(|d| d.image.clone())
+        {
             if keep.len() >= keep_n {
                 break;
             }
@@ -261,7 +354,10 @@ async fn remove_dir(path: &std::path::Path) -> Result<(), BackendError> {
     match tokio::fs::remove_dir_all(path).await {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(BackendError::transient(format!("cannot clear the workspace {}: {e}", path.display()))),
+        Err(e) => Err(BackendError::transient(format!(
+            "cannot clear the workspace {}: {e}",
+            path.display()
+        ))),
     }
 }
 

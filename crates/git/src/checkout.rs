@@ -142,10 +142,7 @@ fn fetch_branch(
     let mut remote = repo
         .remote_anonymous(source.as_str())
         .map_err(|e| unreachable(source, &e))?;
-    let refspec = format!(
-        "+refs/heads/{0}:{TRACKING_PREFIX}{0}",
-        branch.as_str()
-    );
+    let refspec = format!("+refs/heads/{0}:{TRACKING_PREFIX}{0}", branch.as_str());
     let mut options = FetchOptions::new();
     options
         .remote_callbacks(callbacks())

@@ -4,8 +4,8 @@
 use easydeploy_core::ports::{BackendError, BackendResult};
 use easydeploy_core::{Branch, GitSource};
 use git2::{
-    Cred, CredentialType, Direction, ErrorClass, ErrorCode, Oid, ProxyOptions, Remote,
-    RemoteCallbacks, RemoteHead,
+    Cred, CredentialType, Direction, ErrorClass, ErrorCode, Oid, ProxyOptions, Remote, RemoteCallbacks,
+    RemoteHead,
 };
 use std::path::Path;
 
@@ -19,8 +19,7 @@ const CREDENTIAL_ATTEMPTS: u32 = 3;
 /// Resolves `branch` on the remote to its head commit without fetching.
 pub(crate) fn resolve(source: &GitSource, branch: &Branch) -> BackendResult<String> {
     check_local(source)?;
-    let mut remote =
-        Remote::create_detached(source.as_str()).map_err(|e| unreachable(source, &e))?;
+    let mut remote = Remote::create_detached(source.as_str()).map_err(|e| unreachable(source, &e))?;
     let connection = remote
         .connect_auth(Direction::Fetch, Some(callbacks()), Some(proxy()))
         .map_err(|e| unreachable(source, &e))?;
@@ -227,6 +226,8 @@ mod tests {
         assert!(unreachable(&remote, &http_503).retryable);
         let auth = unreachable(&remote, &auth_error("refused"));
         assert!(!auth.retryable);
-        assert!(auth.message.starts_with("cannot authenticate to the repository https://example.com/a.git"));
+        assert!(auth
+            .message
+            .starts_with("cannot authenticate to the repository https://example.com/a.git"));
     }
 }

@@ -74,13 +74,7 @@ impl Origin {
 }
 
 /// Commits exactly `files` (a snapshot, not a change) on `branch`.
-fn commit(
-    repo: &Repository,
-    clock: &Cell<i64>,
-    branch: &str,
-    files: &[(&str, &str)],
-    message: &str,
-) -> Oid {
+fn commit(repo: &Repository, clock: &Cell<i64>, branch: &str, files: &[(&str, &str)], message: &str) -> Oid {
     let workdir = repo.workdir().unwrap().to_owned();
     let mut index = repo.index().unwrap();
     index.clear().unwrap();
@@ -101,15 +95,8 @@ fn commit(
         .ok()
         .map(|id| repo.find_commit(id).unwrap());
     let parents: Vec<&Commit<'_>> = parent.iter().collect();
-    repo.commit(
-        Some(&refname),
-        &signature,
-        &signature,
-        message,
-        &tree,
-        &parents,
-    )
-    .unwrap()
+    repo.commit(Some(&refname), &signature, &signature, message, &tree, &parents)
+        .unwrap()
 }
 
 fn branch(name: &str) -> Branch {
@@ -128,10 +115,7 @@ fn dest_in(dir: &TempDir) -> PathBuf {
 async fn resolve_returns_the_branch_head() {
     let origin = Origin::new();
     let fetcher = GitFetcher::new();
-    let main = fetcher
-        .resolve(&origin.source(), &branch("main"))
-        .await
-        .unwrap();
+    let main = fetcher.resolve(&origin.source(), &branch("main")).await.unwrap();
     assert_eq!(main, origin.main[2].to_string());
     let feature = fetcher
         .resolve(&origin.file_url(), &branch("feature"))
@@ -163,8 +147,13 @@ async fn resolve_lists_at_most_ten_branches() {
     let origin = Origin::new();
     let repo = Repository::open(origin.path()).unwrap();
     for i in 0..12 {
-        repo.reference(&format!("refs/heads/extra-{i:02}"), origin.main[0], false, "extra")
-            .unwrap();
+        repo.reference(
+            &format!("refs/heads/extra-{i:02}"),
+            origin.main[0],
+            false,
+            "extra",
+        )
+        .unwrap();
     }
     let err = GitFetcher::new()
         .resolve(&origin.source(), &branch("nope"))
@@ -189,10 +178,7 @@ async fn resolve_of_a_missing_or_non_git_path_cannot_reach() {
         format!("file://{}", not_git.display()),
     ] {
         let source = GitSource::parse(&source).unwrap();
-        let err = fetcher
-            .resolve(&source, &branch("main"))
-            .await
-            .unwrap_err();
+        let err = fetcher.resolve(&source, &branch("main")).await.unwrap_err();
         assert!(!err.retryable, "{}", err.message);
         assert!(
             err.message
@@ -217,8 +203,9 @@ async fn resolve_of_a_closed_port_is_transient() {
         .unwrap_err();
     assert!(err.retryable, "{}", err.message);
     assert!(
-        err.message
-            .starts_with(&format!("cannot reach the repository git://127.0.0.1:{port}/repo: ")),
+        err.message.starts_with(&format!(
+            "cannot reach the repository git://127.0.0.1:{port}/repo: "
+        )),
         "{}",
         err.message
     );

@@ -30,15 +30,15 @@ async fn get(addr: SocketAddr, path: &str) -> Result<u16, String> {
         .header(http::header::CONNECTION, "close")
         .body(Empty::new())
         .map_err(|e| format!("failed: {e}"))?;
-    tokio::pin!(conn);
-    tokio::select! {
-        biased;
-        response = sender.send_request(request) => {
-            response.map(|r| r.status().as_u16()).map_err(|e| format!("failed: {e}"))
+    // The connection task ends on its own once the response is read (Connection: close).
+    let conn = tokio::spawn(conn);
+    let result = sender.send_request(request).await;
+    conn.abort();
+    result.map(|r| r.status().as_u16()).map_err(|e| {
+        if e.is_incomplete_message() || e.is_canceled() {
+            "failed: the connection closed without a response".to_owned()
+        } else {
+            format!("failed: {e}")
         }
-        result = &mut conn => Err(match result {
-            Ok(()) => "failed: the connection closed without a response".to_owned(),
-            Err(e) => format!("failed: {e}"),
-        }),
-    }
+    })
 }
