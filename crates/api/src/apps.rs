@@ -42,6 +42,24 @@ pub struct CreateApp {
     /// Settings.
     #[serde(flatten)]
     pub settings: SettingsInput,
+    /// Fields no version of the API knows; refused.
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub unknown: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+/// Refuses fields the API does not know (a typo would otherwise be ignored).
+pub fn refuse_unknown(
+    unknown: &std::collections::BTreeMap<String, serde_json::Value>,
+) -> Result<(), ApiError> {
+    match unknown.keys().next() {
+        Some(field) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            format!("unknown field '{}'", field.escape_debug()),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Every app.
@@ -62,6 +80,7 @@ pub async fn create(
     State(state): State<ApiState>,
     JsonBody(body): JsonBody<CreateApp>,
 ) -> Result<impl IntoResponse, ApiError> {
+    refuse_unknown(&body.unknown)?;
     let name = AppName::parse(&body.name)?;
     let settings = body.settings.apply(None)?;
     let store = state.engine.store();

@@ -11,13 +11,17 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 /// A deployment request: setting changes (kept on the app) and an optional commit.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateDeployment {
     /// Exact commit of the branch to deploy (default: the branch's head).
     pub commit: Option<String>,
     /// Setting changes.
     #[serde(flatten)]
     pub settings: SettingsInput,
+    /// Fields no version of the API knows; refused.
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub unknown: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 /// Queues a deployment of the app. A queued, not yet started deployment of
@@ -33,6 +37,7 @@ pub async fn create(
     JsonBody(body): JsonBody<CreateDeployment>,
 ) -> Result<impl IntoResponse, ApiError> {
     let name = app_name(&app)?;
+    crate::apps::refuse_unknown(&body.unknown)?;
     let store = state.engine.store();
     let current = store.app(&name).await?;
     if let Some(commit) = &body.commit {

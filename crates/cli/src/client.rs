@@ -292,7 +292,10 @@ pub async fn follow_deployment(client: &Client, id: &str, build_log: bool) -> an
             }
             "failed" | "cancelled" | "superseded" | "rolled_back" => {
                 finish();
-                let step = d["failed_step"].as_str().unwrap_or("").replace('_', " ");
+                let step = d["failed_step"]
+                    .as_str()
+                    .and_then(easydeploy_core::DeploymentState::parse)
+                    .map_or("an unknown step", |s| s.label());
                 let reason = d["reason"].as_str().unwrap_or("no reason recorded");
                 if state == "failed" {
                     say(format!("  ✘ {step}"));

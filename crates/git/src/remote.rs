@@ -82,7 +82,8 @@ pub(crate) fn check_local(source: &GitSource) -> BackendResult<()> {
     Err(BackendError::permanent(format!(
         "cannot reach the repository {}: {path} does not exist on this machine",
         source.redacted()
-    )))
+    ))
+    .with_code("repository_unreachable"))
 }
 
 /// Finds `refs/heads/<branch>` among the advertised refs, or explains which
@@ -100,11 +101,10 @@ pub(crate) fn branch_head(
         .iter()
         .filter_map(|h| h.name().strip_prefix("refs/heads/"))
         .collect();
-    Err(BackendError::permanent(unknown_branch(
-        &source.redacted(),
-        branch.as_str(),
-        &branches,
-    )))
+    Err(
+        BackendError::permanent(unknown_branch(&source.redacted(), branch.as_str(), &branches))
+            .with_code("unknown_branch"),
+    )
 }
 
 fn unknown_branch(url: &str, branch: &str, branches: &[&str]) -> String {
@@ -136,9 +136,9 @@ pub(crate) fn unreachable(source: &GitSource, error: &git2::Error) -> BackendErr
     };
     tracing::debug!(source = %url, class = ?error.class(), code = ?error.code(), "git remote error");
     if is_transient(source, error) {
-        BackendError::transient(message)
+        BackendError::transient(message).with_code("repository_unreachable")
     } else {
-        BackendError::permanent(message)
+        BackendError::permanent(message).with_code("repository_unreachable")
     }
 }
 

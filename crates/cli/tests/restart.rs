@@ -1,0 +1,216 @@
+//! A server killed mid-deploy (SIGKILL) and started again loses nothing:
+//! the interrupted deployment ends failed with its step, queued work runs,
+//! the live release keeps serving, no orphan container is left.
+
+mod support;
+
+use serde_json::json;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::*;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `easydeploy server` as a child process on fresh ports.
+fn start_server(data_dir: &std::path::Path) -> (Child, String, u16) {
+    let (api, proxy) = (free_port(), free_port());
+    let config = test_config(data_dir);
+    let child = Command::new(env!("CARGO_BIN_EXE_easydeploy"))
+        .arg("server")
+        .env("EASYDEPLOY_DATA_DIR", data_dir)
+        .env("EASYDEPLOY_API_ADDR", format!("127.0.0.1:{api}"))
+        .env("EASYDEPLOY_PROXY_ADDR", format!("127.0.0.1:{proxy}"))
+        .env("EASYDEPLOY_WORKERS", "1")
+        .env("EASYDEPLOY_BASE_IMAGE_PYTHON", &config.base_image_python)
+        .env("EASYDEPLOY_BASE_IMAGE_NODE", &config.base_image_node)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{api}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reqwest::blocking::get(format!("{url}/healthz"))
+        .map(|r| !r.status().is_success())
+        .unwrap_or(true)
+    {
+        assert!(Instant::now() < deadline, "the server did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (child, url, proxy)
+}
+
+struct Api {
+    url: String,
+    token: String,
+    http: reqwest::blocking::Client,
+}
+
+impl Api {
+    fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> serde_json::Value {
+        let mut req = self
+            .http
+            .request(method, format!("{}/api/v1{path}", self.url))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let response = req.send().unwrap();
+        assert!(response.status().is_success(), "{path}: {}", response.status());
+        if response.status() == reqwest::StatusCode::NO_CONTENT {
+            return serde_json::Value::Null;
+        }
+        response.json().unwrap()
+    }
+    fn deploy(&self, app: &str) -> String {
+        let d = self.call(
+            reqwest::Method::POST,
+            &format!("/apps/{app}/deployments"),
+            Some(json!({})),
+        );
+        d["id"].as_str().unwrap().to_owned()
+    }
+    fn deployment(&self, id: &str) -> serde_json::Value {
+        self.call(reqwest::Method::GET, &format!("/deployments/{id}"), None)
+    }
+    fn wait(&self, id: &str, wanted: &[&str]) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            let d = self.deployment(id);
+            if wanted.contains(&d["state"].as_str().unwrap()) {
+                return d;
+            }
+            assert!(Instant::now() < deadline, "{id} never reached {wanted:?}: {d}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn fetch(proxy: u16, app: &str) -> (u16, String) {
+    let response = reqwest::blocking::Client::new()
+        .get(format!("http://127.0.0.1:{proxy}/"))
+        .header("host", format!("{app}.localhost"))
+        .send()
+        .unwrap();
+    (response.status().as_u16(), response.text().unwrap())
+}
+
+#[test]
+fn a_killed_server_restarts_without_stuck_deployments_or_orphans() {
+    let data = tempfile::tempdir().unwrap();
+    let (mut server, url, proxy) = start_server(data.path());
+    let token = std::fs::read_to_string(data.path().join("admin.token"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let api = Api {
+        url,
+        token,
+        http: reqwest::blocking::Client::new(),
+    };
+    let (app, other) = (unique("crash"), unique("queued"));
+
+    let repo = git_repo(&busybox_app("stable"));
+    api.call(
+        reqwest::Method::POST,
+        "/apps",
+        Some(json!({"name": app, "source": repo.path()})),
+    );
+    let first = api.deploy(&app);
+    api.wait(&first, &["live"]);
+    assert_eq!(fetch(proxy, &app), (200, "stable".into()));
+
+    // A slow build, and behind it (one worker) two deployments of another app.
+    let slow = busybox_app_with(
+        "never",
+        r#"CMD ["/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]"#,
+        "RUN [\"/busybox\", \"sleep\", \"20\"]\n",
+    );
+    commit(repo.path(), &slow, "slow build");
+    let interrupted = api.deploy(&app);
+    let other_repo = git_repo(&busybox_app("other"));
+    api.call(
+        reqwest::Method::POST,
+        "/apps",
+        Some(json!({"name": other, "source": other_repo.path()})),
+    );
+    let superseded = api.deploy(&other);
+    let queued = api.deploy(&other);
+    let d = api.deployment(&superseded);
+    assert_eq!(d["state"], "cancelled");
+    assert!(
+        d["reason"]
+            .as_str()
+            .unwrap()
+            .contains("superseded by deployment #2"),
+        "{d}"
+    );
+    api.wait(&interrupted, &["building"]);
+
+    server.kill().unwrap(); // SIGKILL
+    server.wait().unwrap();
+
+    let (mut server, url, proxy) = start_server(data.path());
+    let api = Api { url, ..api };
+    let d = api.deployment(&interrupted);
+    assert_eq!(d["state"], "failed", "{d}");
+    assert_eq!(d["failed_step"], "building");
+    assert!(
+        d["reason"]
+            .as_str()
+            .unwrap()
+            .contains("server stopped while building image"),
+        "{d}"
+    );
+    let history: Vec<&str> = d["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(history.last(), Some(&"failed"));
+    assert_eq!(
+        fetch(proxy, &app),
+        (200, "stable".into()),
+        "the live release serves through the new proxy"
+    );
+    let d = api.wait(&queued, &["live", "failed"]);
+    assert_eq!(d["state"], "live", "queued work survived the restart: {d}");
+    assert_eq!(fetch(proxy, &other), (200, "other".into()));
+    let stuck = [
+        "queued",
+        "preparing_tenant",
+        "fetching_source",
+        "detecting",
+        "generating_pipeline",
+        "building",
+        "pushing",
+        "releasing",
+        "verifying",
+    ];
+    for id in [&first, &interrupted, &superseded, &queued] {
+        let state = api.deployment(id)["state"].as_str().unwrap().to_owned();
+        assert!(!stuck.contains(&state.as_str()), "{id} stuck in {state}");
+    }
+    assert_eq!(
+        containers_with_label(&format!("easydeploy.app={app}")).len(),
+        1,
+        "only the live replica"
+    );
+
+    for name in [&app, &other] {
+        api.call(reqwest::Method::DELETE, &format!("/apps/{name}"), None);
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
