@@ -166,14 +166,12 @@ impl GitSource {
 
     /// A form safe to show in logs: any `user:password@` is masked.
     pub fn redacted(&self) -> String {
-        match self.0.split_once("://") {
-            Some((scheme, rest)) => match rest.split_once('@') {
-                Some((userinfo, host)) if !host.contains('/') || userinfo.contains(':') => {
-                    let _ = userinfo;
-                    format!("{scheme}://***@{host}")
-                }
-                _ => self.0.clone(),
-            },
+        let Some((scheme, rest)) = self.0.split_once("://") else {
+            return self.0.clone();
+        };
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        match rest[..authority_end].rfind('@') {
+            Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
             None => self.0.clone(),
         }
     }

@@ -231,6 +231,12 @@ async fn fetch_checks_out_the_branch_head() {
     assert!(repo.head_detached().unwrap());
     assert_eq!(repo.head().unwrap().target(), Some(origin.main[2]));
     assert!(repo.statuses(None).unwrap().is_empty(), "the work tree is clean");
+    // The local transport cannot fetch shallowly: the branch's whole history
+    // is there.
+    assert!(!repo.is_shallow());
+    let mut walk = repo.revwalk().unwrap();
+    walk.push_head().unwrap();
+    assert_eq!(walk.count(), 3);
 }
 
 #[tokio::test]
@@ -424,7 +430,9 @@ async fn the_checkout_does_not_record_the_source_url() {
     let config = fs::read_to_string(dest.join(".git/config")).unwrap();
     assert!(!config.contains("[remote"), "{config}");
     assert!(!config.contains("url"), "{config}");
-    assert!(!dest.join(".git/FETCH_HEAD").exists());
+    // libgit2 truncates FETCH_HEAD on every fetch; it must stay empty.
+    let fetch_head = fs::read_to_string(dest.join(".git/FETCH_HEAD")).unwrap_or_default();
+    assert_eq!(fetch_head, "");
 
     let origin_path = origin.path().to_str().unwrap();
     let mut files = Vec::new();
@@ -454,15 +462,23 @@ impl Daemon {
             .local_addr()
             .unwrap()
             .port();
-        let child = std::process::Command::new("git")
-            .arg("daemon")
+        // `git daemon` forks `git-daemon`; run the latter so that killing
+        // the child stops the server.
+        let exec_path = std::process::Command::new("git")
+            .arg("--exec-path")
+            .output()
+            .ok()?;
+        let exec_path = String::from_utf8(exec_path.stdout).ok()?;
+        let child = std::process::Command::new(Path::new(exec_path.trim()).join("git-daemon"))
             .arg("--reuseaddr")
             .arg("--export-all")
-            .arg("--informative-errors")
             .arg("--listen=127.0.0.1")
             .arg(format!("--port={port}"))
             .arg(format!("--base-path={}", base.display()))
             .arg(base)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .spawn()
             .ok()?;
         let daemon = Self { child, port };

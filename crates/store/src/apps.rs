@@ -48,7 +48,7 @@ impl Store {
         .bind(to_json(settings))
         .bind(&at)
         .bind(&at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::Conflict(format!(
@@ -82,7 +82,7 @@ impl Store {
             .bind(to_json(settings))
             .bind(now())
             .bind(name.as_str())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("app '{name}'")));
@@ -92,7 +92,7 @@ impl Store {
 
     /// Deletes an app with its deployments and their history; returns the deployment ids it had.
     pub async fn delete_app(&self, name: &AppName) -> StoreResult<Vec<String>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM deployments WHERE app = ?")
             .bind(name.as_str())
             .fetch_all(&mut *tx)

@@ -137,7 +137,7 @@ impl Store {
         commit: Option<&str>,
     ) -> StoreResult<Deployment> {
         let id = uuid::Uuid::new_v4().to_string();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let number: i64 =
             sqlx::query_scalar("SELECT COALESCE(MAX(number), 0) + 1 FROM deployments WHERE app = ?")
                 .bind(app.as_str())
@@ -182,7 +182,7 @@ impl Store {
     /// Claims the oldest queued deployment whose app has nothing in flight,
     /// moving it to `preparing_tenant` under a lease held by `owner`.
     pub async fn claim(&self, owner: &str, lease_ms: i64) -> StoreResult<Option<Deployment>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let id: Option<String> = sqlx::query_scalar(
             "SELECT d.id FROM deployments d WHERE d.state = 'queued' AND NOT EXISTS ( \
                SELECT 1 FROM deployments o WHERE o.app = d.app AND o.state NOT IN \
@@ -209,7 +209,7 @@ impl Store {
             .bind(unix_ms() + lease_ms)
             .bind(id)
             .bind(owner)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -222,7 +222,7 @@ impl Store {
         to: DeploymentState,
         message: Option<&str>,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let (state, lease) = current_state(&mut tx, id).await?;
         if lease.as_deref() != Some(owner) || !state.can_become(to) || to == DeploymentState::Live {
             return Err(StoreError::Stale(id.to_owned(), to.to_string()));
@@ -234,7 +234,7 @@ impl Store {
 
     /// Records what was learned (commit, framework, image).
     pub async fn record(&self, id: &str, facts: &DeploymentFacts) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         if let Some((sha, summary)) = &facts.commit {
             sqlx::query("UPDATE deployments SET commit_sha = ?, commit_summary = ? WHERE id = ?")
                 .bind(sha)
@@ -264,7 +264,7 @@ impl Store {
 
     /// Fails an in-flight deployment at its current step.
     pub async fn fail(&self, id: &str, owner: &str, reason: &str) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let (state, lease) = current_state(&mut tx, id).await?;
         if lease.as_deref() != Some(owner) || !state.is_in_flight() {
             return Err(StoreError::Stale(id.to_owned(), "failed".into()));
@@ -283,7 +283,7 @@ impl Store {
     /// Makes a verified deployment live: the app's previous live deployment
     /// becomes superseded, in one transaction.
     pub async fn go_live(&self, id: &str, owner: &str) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let (state, lease) = current_state(&mut tx, id).await?;
         if lease.as_deref() != Some(owner) || !state.can_become(DeploymentState::Live) {
             return Err(StoreError::Stale(id.to_owned(), "live".into()));
@@ -323,7 +323,7 @@ impl Store {
     /// After a restart: every deployment that was in flight is failed at its
     /// step (the work it was doing is gone); returns their ids for cleanup.
     pub async fn fail_interrupted(&self) -> StoreResult<Vec<String>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let rows: Vec<(String, String)> = sqlx::query_as(
             "SELECT id, state FROM deployments WHERE state IN \
              ('preparing_tenant','fetching_source','detecting','generating_pipeline','building','pushing','releasing','verifying')",
@@ -347,7 +347,7 @@ impl Store {
 
     /// Cancels a queued deployment (a user asked, or it is no longer wanted).
     pub async fn cancel_queued(&self, id: &str, reason: &str) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let (state, _) = current_state(&mut tx, id).await?;
         if state != DeploymentState::Queued {
             return Ok(false);

@@ -42,7 +42,11 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// The SQLite-backed store.
 #[derive(Clone)]
 pub struct Store {
+    /// Readers (WAL lets them run beside the writer).
     pool: SqlitePool,
+    /// The one writer connection: SQLite allows one writer at a time, and a
+    /// single connection avoids read-to-write lock upgrades failing as busy.
+    writer: SqlitePool,
 }
 
 const SCHEMA_VERSION: i64 = 1;
@@ -72,7 +76,11 @@ impl Store {
                 .await?;
             tx.commit().await?;
         }
-        Ok(Self { pool })
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool, writer })
     }
 }
 

@@ -507,7 +507,8 @@ mod tests {
 
     #[test]
     fn every_catalog_framework_is_detected_with_its_defaults() {
-        let cases: Vec<(Vec<(&str, String)>, Framework, &str, u16)> = vec![
+        type Case<'a> = (Vec<(&'a str, String)>, Framework, &'a str, u16);
+        let cases: Vec<Case> = vec![
             (
                 vec![("requirements.txt", "Flask==3.0\n".into()), ("app.py", "".into())],
                 Framework::Flask,
