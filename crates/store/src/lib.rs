@@ -61,13 +61,13 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
             .await?;
-        let version: i64 = sqlx::query_scalar("PRAGMA user_version").fetch_one(&pool).await?;
+        let version: i64 = sqlx::query_scalar("PRAGMA user_version").fetch_one(&writer).await?;
         if version < SCHEMA_VERSION {
-            let mut tx = pool.begin().await?;
+            let mut tx = writer.begin().await?;
             sqlx::raw_sql(include_str!("schema.sql"))
                 .execute(&mut *tx)
                 .await?;
