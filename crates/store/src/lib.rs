@@ -65,7 +65,9 @@ impl Store {
             .max_connections(1)
             .connect_with(options.clone())
             .await?;
-        let version: i64 = sqlx::query_scalar("PRAGMA user_version").fetch_one(&writer).await?;
+        let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+            .fetch_one(&writer)
+            .await?;
         if version < SCHEMA_VERSION {
             let mut tx = writer.begin().await?;
             sqlx::raw_sql(include_str!("schema.sql"))
