@@ -60,7 +60,13 @@ pub async fn create(
     if settings != current.settings {
         store.update_settings(&name, &settings).await?;
     }
-    let deployment = store.enqueue(&name, &settings, body.commit.as_deref()).await?;
+    let deployment = store
+        .enqueue(
+            &name,
+            &settings,
+            &easydeploy_store::NewDeployment::build(body.commit.as_deref()),
+        )
+        .await?;
     state.engine.wake();
     Ok((
         StatusCode::ACCEPTED,

@@ -6,13 +6,14 @@ mod auth;
 mod catalog;
 mod deployments;
 mod error;
+mod releases;
 mod views;
 
 pub use auth::AdminToken;
 use auth::BearerScheme;
 pub use error::ApiError;
 
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use easydeploy_engine::Engine;
 use std::sync::Arc;
@@ -49,11 +50,13 @@ impl ApiState {
         catalog::frameworks, catalog::analyze,
         apps::list, apps::create, apps::get_app, apps::delete, apps::logs,
         deployments::create, deployments::list, deployments::get_deployment, deployments::logs,
-        deployments::artifacts, deployments::artifact
+        deployments::artifacts, deployments::artifact,
+        releases::list, releases::rollback, releases::env, releases::change_env, releases::scale,
+        releases::autoscale, releases::autoscale_off, releases::events
     ),
     modifiers(&BearerScheme),
     security(("bearer" = [])),
-    tags((name = "apps"), (name = "deployments"), (name = "catalog"))
+    tags((name = "apps"), (name = "deployments"), (name = "releases"), (name = "catalog"))
 )]
 pub struct ApiDoc;
 
@@ -69,6 +72,15 @@ pub fn router(state: ApiState) -> Router {
             "/apps/{app}/deployments",
             get(deployments::list).post(deployments::create),
         )
+        .route("/apps/{app}/releases", get(releases::list))
+        .route("/apps/{app}/rollback", post(releases::rollback))
+        .route("/apps/{app}/env", get(releases::env).patch(releases::change_env))
+        .route("/apps/{app}/scale", post(releases::scale))
+        .route(
+            "/apps/{app}/autoscale",
+            put(releases::autoscale).delete(releases::autoscale_off),
+        )
+        .route("/apps/{app}/events", get(releases::events))
         .route("/deployments/{id}", get(deployments::get_deployment))
         .route("/deployments/{id}/logs", get(deployments::logs))
         .route("/deployments/{id}/artifacts", get(deployments::artifacts))

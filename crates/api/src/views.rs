@@ -35,6 +35,8 @@ pub struct SettingsInput {
     pub replicas: Option<i64>,
     /// Path of the HTTP health check (default `/`).
     pub health_path: Option<String>,
+    /// Seconds a new replica may take to pass its first health check (1-3600).
+    pub health_grace_secs: Option<i64>,
 }
 
 impl SettingsInput {
@@ -108,6 +110,16 @@ impl SettingsInput {
             }
             settings.health_path = path;
         }
+        if let Some(grace) = self.health_grace_secs {
+            if !(1..=3600).contains(&grace) {
+                return Err(ApiError::new(
+                    axum::http::StatusCode::BAD_REQUEST,
+                    "invalid_health_grace",
+                    "the health check grace period must be 1 to 3600 seconds",
+                ));
+            }
+            settings.health_grace_secs = Some(grace as u64);
+        }
         Ok(settings)
     }
 }
@@ -142,6 +154,8 @@ pub struct AppView {
     pub replicas: u32,
     /// Health check path.
     pub health_path: String,
+    /// Autoscaling, when on.
+    pub autoscale: Option<easydeploy_core::Autoscale>,
     /// Environment variables (values masked).
     pub env: Vec<EnvView>,
     /// Deployment serving traffic.
@@ -166,6 +180,7 @@ impl AppView {
             port: s.port.map(|p| p.get()),
             replicas: s.replicas.get(),
             health_path: s.health_path.clone(),
+            autoscale: s.autoscale,
             env: s
                 .env
                 .iter()
@@ -220,6 +235,12 @@ pub struct DeploymentView {
     pub evidence: Option<String>,
     /// Image.
     pub image: Option<String>,
+    /// `deploy`, `config` (env change) or `rollback`.
+    pub kind: easydeploy_store::DeploymentKind,
+    /// Release number, once it went live.
+    pub release: Option<i64>,
+    /// Who asked for it.
+    pub created_by: String,
     /// Where the app is served.
     pub url: String,
     /// Creation time.
@@ -246,6 +267,9 @@ impl DeploymentView {
             framework: d.framework.clone(),
             evidence: d.evidence.clone(),
             image: d.image.clone(),
+            kind: d.kind,
+            release: d.release,
+            created_by: d.created_by.clone(),
             url: state.app_url(d.app.as_str()),
             created_at: d.created_at.clone(),
             updated_at: d.updated_at.clone(),

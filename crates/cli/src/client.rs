@@ -167,6 +167,9 @@ pub struct DeployArgs {
     /// Path of the HTTP health check.
     #[arg(long)]
     pub health_path: Option<String>,
+    /// Seconds a new replica may take to pass its first health check.
+    #[arg(long)]
+    pub health_grace: Option<i64>,
     /// Show the build log as it happens.
     #[arg(long, short = 'v')]
     pub build_log: bool,
@@ -198,6 +201,7 @@ pub async fn deploy(client: &Client, args: DeployArgs) -> anyhow::Result<()> {
         ("run_command", args.run_command.map(Value::from)),
         ("replicas", args.replicas.map(Value::from)),
         ("health_path", args.health_path.map(Value::from)),
+        ("health_grace_secs", args.health_grace.map(Value::from)),
         (
             "env",
             (!args.env.is_empty()).then(|| Value::from(args.env.clone())),
@@ -412,6 +416,12 @@ pub async fn status(client: &Client, app: &str) -> anyhow::Result<()> {
             r["addr"].as_str().unwrap_or("")
         );
     }
+    if let Some(auto) = a["autoscale"].as_object() {
+        println!(
+            "autoscale {}-{} replicas at {} req/s each",
+            auto["min"], auto["max"], auto["target_rps"]
+        );
+    }
     println!("deployments");
     for d in a["deployments"].as_array().cloned().unwrap_or_default() {
         let reason = d["reason"].as_str().map(|r| format!("  {r}")).unwrap_or_default();
@@ -488,6 +498,114 @@ pub async fn frameworks(client: &Client) -> anyhow::Result<()> {
             f["defaults"]["port"],
             f["detected_by"].as_str().unwrap_or("")
         );
+    }
+    Ok(())
+}
+
+/// `easydeploy releases APP`.
+pub async fn releases(client: &Client, app: &str) -> anyhow::Result<()> {
+    let list = client.get(&format!("/apps/{}/releases", urlencode(app))).await?;
+    println!(
+        "{:<8} {:<12} {:<9} {:<9} {:<25} IMAGE",
+        "RELEASE", "STATE", "KIND", "COMMIT", "WHEN"
+    );
+    for r in list.as_array().cloned().unwrap_or_default() {
+        let commit = r["commit"].as_str().unwrap_or("-");
+        println!(
+            "v{:<7} {:<12} {:<9} {:<9} {:<25} {}",
+            r["release"],
+            r["state"].as_str().unwrap_or(""),
+            r["kind"].as_str().unwrap_or(""),
+            commit.get(..7).unwrap_or(commit),
+            r["created_at"].as_str().unwrap_or(""),
+            r["image"].as_str().unwrap_or("-")
+        );
+    }
+    Ok(())
+}
+
+/// `easydeploy rollback APP [--to N]`: waits until the earlier release serves.
+pub async fn rollback(client: &Client, app: &str, to: Option<i64>) -> anyhow::Result<()> {
+    let body = match to {
+        Some(n) => json!({ "to": n }),
+        None => json!({}),
+    };
+    let d = client
+        .json(
+            reqwest::Method::POST,
+            &format!("/apps/{}/rollback", urlencode(app)),
+            Some(body),
+        )
+        .await?;
+    let id = d["id"]
+        .as_str()
+        .ok_or_else(|| anyhow!("the server answered without a deployment id"))?;
+    follow_deployment(client, id, false).await
+}
+
+/// `easydeploy env set|unset|list APP`.
+pub async fn env(client: &Client, app: &str, set: Vec<String>, unset: Vec<String>) -> anyhow::Result<()> {
+    let path = format!("/apps/{}/env", urlencode(app));
+    if set.is_empty() && unset.is_empty() {
+        for v in client.get(&path).await?.as_array().cloned().unwrap_or_default() {
+            println!(
+                "{}={}",
+                v["name"].as_str().unwrap_or(""),
+                v["value"].as_str().unwrap_or("")
+            );
+        }
+        return Ok(());
+    }
+    let changed = client
+        .json(
+            reqwest::Method::PATCH,
+            &path,
+            Some(json!({ "set": set, "unset": unset })),
+        )
+        .await?;
+    match changed["deployment"]["id"].as_str() {
+        Some(id) => follow_deployment(client, id, false).await,
+        None => {
+            eprintln!("saved; it applies to the next deployment");
+            Ok(())
+        }
+    }
+}
+
+/// `easydeploy scale APP --replicas N`.
+pub async fn scale(client: &Client, app: &str, replicas: i64) -> anyhow::Result<()> {
+    let serving = client
+        .json(
+            reqwest::Method::POST,
+            &format!("/apps/{}/scale", urlencode(app)),
+            Some(json!({ "replicas": replicas })),
+        )
+        .await?;
+    let serving = serving.as_array().cloned().unwrap_or_default();
+    println!("{app} runs {} replica(s)", serving.len());
+    for r in serving {
+        println!(
+            "  {} {}",
+            r["name"].as_str().unwrap_or(""),
+            r["addr"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+/// `easydeploy autoscale APP --min A --max B --target-rps R` (or `--off`).
+pub async fn autoscale(client: &Client, app: &str, bounds: Option<(i64, i64, f64)>) -> anyhow::Result<()> {
+    let path = format!("/apps/{}/autoscale", urlencode(app));
+    match bounds {
+        Some((min, max, target_rps)) => {
+            let body = json!({ "min": min, "max": max, "target_rps": target_rps });
+            client.json(reqwest::Method::PUT, &path, Some(body)).await?;
+            println!("{app} autoscales between {min} and {max} replicas at {target_rps} req/s per replica");
+        }
+        None => {
+            client.json(reqwest::Method::DELETE, &path, None).await?;
+            println!("{app} no longer autoscales");
+        }
     }
     Ok(())
 }

@@ -51,6 +51,74 @@ enum Command {
     },
     /// List the supported frameworks.
     Frameworks,
+    /// List an app's releases.
+    Releases {
+        /// App name.
+        app: String,
+    },
+    /// Re-release an earlier release (image + configuration) without rebuilding.
+    Rollback {
+        /// App name.
+        app: String,
+        /// Release number (default: the one before the live release).
+        #[arg(long)]
+        to: Option<i64>,
+    },
+    /// Set the number of replicas (turns autoscaling off).
+    Scale {
+        /// App name.
+        app: String,
+        /// Replicas wanted.
+        #[arg(long)]
+        replicas: i64,
+    },
+    /// Scale replicas with the request rate.
+    Autoscale {
+        /// App name.
+        app: String,
+        /// Fewest replicas.
+        #[arg(long, required_unless_present = "off")]
+        min: Option<i64>,
+        /// Most replicas.
+        #[arg(long, required_unless_present = "off")]
+        max: Option<i64>,
+        /// Requests per second each replica should serve.
+        #[arg(long, required_unless_present = "off")]
+        target_rps: Option<f64>,
+        /// Turn autoscaling off.
+        #[arg(long, conflicts_with_all = ["min", "max", "target_rps"])]
+        off: bool,
+    },
+    /// Manage an app's environment variables (a change makes a new release, no rebuild).
+    Env {
+        #[command(subcommand)]
+        action: EnvAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum EnvAction {
+    /// Set variables: NAME=value...
+    Set {
+        /// App name.
+        app: String,
+        /// NAME=value pairs.
+        #[arg(required = true)]
+        vars: Vec<String>,
+    },
+    /// Remove variables by name.
+    Unset {
+        /// App name.
+        app: String,
+        /// Names.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// List variable names (values are masked).
+    List {
+        /// App name.
+        app: String,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -104,6 +172,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => client::logs(&client, &app, build, follow, tail).await,
         Command::Destroy { app } => client::destroy(&client, &app).await,
         Command::Frameworks => client::frameworks(&client).await,
+        Command::Releases { app } => client::releases(&client, &app).await,
+        Command::Rollback { app, to } => client::rollback(&client, &app, to).await,
+        Command::Scale { app, replicas } => client::scale(&client, &app, replicas).await,
+        Command::Autoscale {
+            app,
+            min,
+            max,
+            target_rps,
+            off,
+        } => {
+            let bounds = match (off, min, max, target_rps) {
+                (false, Some(min), Some(max), Some(rps)) => Some((min, max, rps)),
+                _ => None,
+            };
+            client::autoscale(&client, &app, bounds).await
+        }
+        Command::Env { action } => match action {
+            EnvAction::Set { app, vars } => client::env(&client, &app, vars, Vec::new()).await,
+            EnvAction::Unset { app, names } => client::env(&client, &app, Vec::new(), names).await,
+            EnvAction::List { app } => client::env(&client, &app, Vec::new(), Vec::new()).await,
+        },
     }
 }
 

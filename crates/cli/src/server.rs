@@ -65,6 +65,21 @@ pub struct ServerConfig {
     /// Memory limit of each replica, in MiB.
     #[arg(long, env = "EASYDEPLOY_REPLICA_MEMORY_MB", default_value_t = 512)]
     pub replica_memory_mb: i64,
+    /// Seconds between self-healing passes (replace crashed replicas, remove strays).
+    #[arg(long, env = "EASYDEPLOY_RECONCILE_INTERVAL", default_value_t = 5)]
+    pub reconcile_interval: u64,
+    /// Seconds of low load before the autoscaler removes a replica.
+    #[arg(long, env = "EASYDEPLOY_SCALE_IN_DELAY", default_value_t = 60)]
+    pub scale_in_delay: u64,
+}
+
+/// The edge proxy's request counters, as the autoscaler reads them.
+struct EdgeLoad(Arc<EdgeProxy>);
+
+impl easydeploy_core::ports::LoadMetrics for EdgeLoad {
+    fn requests_total(&self, app: &str) -> Option<u64> {
+        self.0.app_stats(app).map(|s| s.requests)
+    }
 }
 
 /// A started server.
@@ -143,7 +158,10 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     engine_config.ca_bundle = ca_bundle;
     engine_config.health.grace = Duration::from_secs(config.health_timeout.max(1));
     engine_config.limits.memory_bytes = config.replica_memory_mb.max(16) * 1024 * 1024;
+    engine_config.reconcile_interval = Duration::from_secs(config.reconcile_interval.max(1));
+    engine_config.scale_in_delay = Duration::from_secs(config.scale_in_delay);
     let engine = Engine::new(store, backends, engine_config);
+    engine.set_load_metrics(Arc::new(EdgeLoad(edge.clone())));
 
     let proxy_listener = tokio::net::TcpListener::bind(config.proxy_addr)
         .await

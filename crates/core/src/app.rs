@@ -35,6 +35,54 @@ pub struct AppSettings {
     /// Health check path.
     #[serde(default = "default_health_path")]
     pub health_path: String,
+    /// Seconds a new replica may take to pass its first health check (server default when unset).
+    #[serde(default)]
+    pub health_grace_secs: Option<u64>,
+    /// Target-tracking autoscaling, when enabled.
+    #[serde(default)]
+    pub autoscale: Option<Autoscale>,
+}
+
+/// Target-tracking autoscaling of an app's replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Autoscale {
+    /// Fewest replicas.
+    pub min: u32,
+    /// Most replicas.
+    pub max: u32,
+    /// Requests per second each replica should serve.
+    pub target_rps: f64,
+}
+
+impl Eq for Autoscale {}
+
+impl Autoscale {
+    /// Validates bounds and target.
+    pub fn new(min: i64, max: i64, target_rps: f64) -> Result<Self, crate::InputError> {
+        let bad = |m: String| crate::InputError {
+            code: "invalid_autoscale",
+            message: m,
+        };
+        let (min, max) = (
+            crate::Replicas::parse(min)?.get(),
+            crate::Replicas::parse(max)?.get(),
+        );
+        if min > max {
+            return Err(bad(format!("--min ({min}) must not exceed --max ({max})")));
+        }
+        if !(target_rps.is_finite() && target_rps > 0.0 && target_rps <= 1_000_000.0) {
+            return Err(bad(
+                "--target-rps must be a positive number of requests per second".into(),
+            ));
+        }
+        Ok(Self { min, max, target_rps })
+    }
+
+    /// Replicas needed to serve `rps` at the target, within bounds.
+    pub fn desired(&self, rps: f64) -> u32 {
+        let needed = (rps / self.target_rps).ceil();
+        (needed.max(0.0) as u32).clamp(self.min, self.max)
+    }
 }
 
 fn default_health_path() -> String {
@@ -55,6 +103,8 @@ impl AppSettings {
             run_command: None,
             replicas: Replicas::default(),
             health_path: default_health_path(),
+            health_grace_secs: None,
+            autoscale: None,
         }
     }
 
@@ -66,5 +116,21 @@ impl AppSettings {
                 None => self.env.push(var),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn autoscale_tracks_the_target_within_bounds() {
+        let a = Autoscale::new(1, 4, 10.0).unwrap();
+        assert_eq!(a.desired(0.0), 1);
+        assert_eq!(a.desired(25.0), 3);
+        assert_eq!(a.desired(1000.0), 4);
+        assert!(Autoscale::new(3, 2, 1.0).is_err());
+        assert!(Autoscale::new(1, 2, 0.0).is_err());
+        assert!(Autoscale::new(0, 2, 1.0).is_err());
     }
 }

@@ -9,7 +9,7 @@ pub mod pipeline;
 pub mod ports;
 pub mod state;
 
-pub use app::AppSettings;
+pub use app::{AppSettings, Autoscale};
 pub use framework::{detect, Detection, Framework, FrameworkDefaults};
 pub use inputs::{AppName, Branch, EnvVar, GitSource, InputError, Port, Replicas, RootDir, ShellCommand};
 pub use pipeline::{BaseImages, PipelineFiles, PipelineOptions};

@@ -269,8 +269,10 @@ pub trait Runtime: Send + Sync {
     async fn promote(&self, release: &ReleaseSpec, replicas: &[Replica]) -> BackendResult<()>;
     /// Stops and removes replicas that will not go live.
     async fn discard(&self, replicas: &[Replica]) -> BackendResult<()>;
-    /// Makes the live release of an app serve again after a server restart:
-    /// adopts its running replicas (starting missing ones) and routes to them.
+    /// Makes the live release serve with exactly `release.replicas`
+    /// replicas: adopts running ones, replaces stopped or missing ones
+    /// (health-checked before they take traffic), drains and removes extras,
+    /// and routes to the result. Used after a restart, to scale and to heal.
     async fn adopt(&self, release: &ReleaseSpec) -> BackendResult<Vec<Replica>>;
     /// Removes every replica whose deployment is not in `keep`.
     async fn remove_orphans(&self, keep: &[String]) -> BackendResult<usize>;
@@ -330,4 +332,11 @@ pub trait TrafficSwitch: Send + Sync {
     fn in_flight(&self, backend: SocketAddr) -> usize;
     /// Whether the proxy considers a backend healthy.
     fn is_healthy(&self, backend: SocketAddr) -> bool;
+}
+
+/// Request counts per app, read by the autoscaler (the edge proxy locally,
+/// CloudWatch on AWS).
+pub trait LoadMetrics: Send + Sync {
+    /// Requests the app has received since the process started, if known.
+    fn requests_total(&self, app: &str) -> Option<u64>;
 }

@@ -361,27 +361,65 @@ impl Runtime for DockerRuntime {
                 format!("{LABEL_DEPLOYMENT}={}", release.deployment),
             ])
             .await?;
-        let mut replicas: Vec<Replica> = existing
-            .iter()
-            .filter(|c| c.state.as_deref() == Some("running"))
-            .map(|c| Replica {
+        let (mut serving, mut present, mut extras, mut stopped) =
+            (Vec::new(), HashSet::new(), Vec::new(), Vec::new());
+        for c in &existing {
+            let index: u32 = c
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(LABEL_REPLICA))
+                .and_then(|i| i.parse().ok())
+                .unwrap_or(0);
+            let replica = Replica {
                 id: c.id.clone().unwrap_or_default(),
                 name: summary_name(c),
                 addr: summary_addr(c),
-            })
-            .collect();
-        for index in 1..=release.replicas {
-            let name = container_name(&release.app, &release.deployment, index);
-            if !replicas.iter().any(|r| r.name == name) {
-                replicas.push(self.launch_one(release, &network, index).await?);
+            };
+            match c.state.as_deref() {
+                _ if index == 0 || index > release.replicas => extras.push(replica),
+                Some("running") => {
+                    present.insert(replica.name.clone());
+                    serving.push(replica);
+                }
+                // The engine is restarting it with its own backoff: leave it be, unrouted.
+                Some("restarting") => {
+                    present.insert(replica.name.clone());
+                }
+                _ => stopped.push(replica),
             }
         }
-        replicas.sort_by(|a, b| a.name.cmp(&b.name));
+        every(stopped.iter().map(|r| self.force_remove(&r.id))).await?;
+        let mut fresh = Vec::new();
+        for index in 1..=release.replicas {
+            if !present.contains(&container_name(&release.app, &release.deployment, index)) {
+                fresh.push(self.launch_one(release, &network, index).await?);
+            }
+        }
+        if !fresh.is_empty() {
+            if let Err(e) = self.verify(release, &fresh).await {
+                let _ = self.discard(&fresh).await;
+                self.traffic.set_backends(
+                    release.app.as_str(),
+                    serving.iter().filter_map(|r| r.addr).collect(),
+                );
+                return Err(e);
+            }
+            serving.extend(fresh);
+        }
+        serving.sort_by(|a, b| a.name.cmp(&b.name));
         self.traffic.set_backends(
             release.app.as_str(),
-            replicas.iter().filter_map(|r| r.addr).collect(),
+            serving.iter().filter_map(|r| r.addr).collect(),
         );
-        Ok(replicas)
+        every(extras.iter().map(|r| async move {
+            self.drain(r.addr).await;
+            self.stop_and_remove(&r.id).await
+        }))
+        .await?;
+        if !stopped.is_empty() || !extras.is_empty() {
+            tracing::info!(app = %release.app, replaced = stopped.len(), removed = extras.len(), serving = serving.len(), "adopted the release");
+        }
+        Ok(serving)
     }
 
     async fn remove_orphans(&self, keep: &[String]) -> BackendResult<usize> {

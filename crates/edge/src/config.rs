@@ -1,3 +1,4 @@
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Settings of the edge proxy.
@@ -8,13 +9,36 @@ pub struct EdgeConfig {
     /// Limit for opening a TCP connection to a backend (default 2 s); also
     /// used by the background re-probe of ejected backends.
     pub connect_timeout: Duration,
-    /// Limit for a backend to send its response headers (default 60 s);
-    /// past it the client gets a 504.
+    /// Limit for a backend to send its response headers once it has the
+    /// whole request (default 60 s); past it the client gets a 504.
     pub upstream_timeout: Duration,
-    /// Limit for a client to send a request's headers (default 10 s).
+    /// Limit for a client to send a request's headers (default 10 s). It
+    /// defeats slowloris clients and also bounds how long an HTTP/1
+    /// keep-alive connection may sit idle between requests.
     pub header_read_timeout: Duration,
     /// How long an idle pooled connection to a backend is kept (default 90 s).
     pub idle_timeout: Duration,
+    /// An HTTP/2 connection or a WebSocket tunnel with no traffic either
+    /// way for this long is closed (default 5 min).
+    pub client_idle_timeout: Duration,
+    /// Largest request body accepted (default 1 GiB); larger ones get a 413
+    /// (at once when `Content-Length` says so, else when the limit is hit).
+    pub max_body_bytes: u64,
+    /// Most idle keep-alive connections kept per backend (default 1024).
+    pub pool_max_idle_per_backend: usize,
+    /// Keep the `X-Forwarded-For`/`Forwarded` chain clients send and append
+    /// to it (default `false`: only what the proxy saw is forwarded). Turn
+    /// on only behind another proxy that sets these headers itself.
+    pub trust_forwarded_headers: bool,
+    /// PEM certificate chain; with `tls_key`, clients starting a TLS
+    /// handshake get TLS (ALPN `h2`, `http/1.1`) on the same listener as
+    /// plain HTTP.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Threads accepting and serving client connections, each with its own
+    /// single-threaded runtime and backend pools (default 0: one per core).
+    pub threads: usize,
 }
 
 impl Default for EdgeConfig {
@@ -25,6 +49,13 @@ impl Default for EdgeConfig {
             upstream_timeout: Duration::from_secs(60),
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(90),
+            client_idle_timeout: Duration::from_secs(300),
+            max_body_bytes: 1 << 30,
+            pool_max_idle_per_backend: 1024,
+            trust_forwarded_headers: false,
+            tls_cert: None,
+            tls_key: None,
+            threads: 0,
         }
     }
 }

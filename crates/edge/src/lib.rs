@@ -1,10 +1,19 @@
 //! Easy Deploy edge proxy.
 //!
 //! Routes `<app>.<apps-domain>` requests to the app's replicas (round robin
-//! over healthy backends), streams bodies both ways, ejects backends that
-//! refuse connections and re-probes them in the background, and counts
-//! requests per app. The route table is swapped atomically
-//! ([`arc_swap::ArcSwap`]), so the request path takes no lock.
+//! over healthy backends), streams bodies both ways, passes WebSocket (and
+//! other `Upgrade`) connections through, ejects backends that refuse
+//! connections and re-probes them in the background, and counts requests
+//! per app. Clients speak HTTP/1.1 or HTTP/2 (cleartext, or TLS with ALPN
+//! when a certificate is configured); backends get HTTP/1.1 over pooled
+//! keep-alive connections.
+//!
+//! Built for speed: one worker thread per core with its own runtime and
+//! backend pool (no lock on the request path; the route table is swapped
+//! atomically with [`arc_swap::ArcSwap`]), request heads written to the
+//! backend straight from the client's request, response heads parsed in
+//! place, and response bodies read from the backend by the client
+//! connection's own task.
 //!
 //! ```no_run
 //! # async fn run() -> std::io::Result<()> {
@@ -21,12 +30,19 @@
 //! ```
 
 mod body;
+mod chunked;
 mod config;
+mod exchange;
 mod headers;
 mod pages;
 mod proxy;
+mod response;
 mod routes;
+mod serve;
+mod tls;
+mod tunnel;
+mod upstream;
 
 pub use config::EdgeConfig;
-pub use proxy::EdgeProxy;
+pub use proxy::{EdgeError, EdgeProxy};
 pub use routes::AppStats;

@@ -88,3 +88,24 @@ pub(crate) fn upstream_timeout(app: &str) -> Response<ProxyBody> {
         &message,
     )
 }
+
+/// 413: the request body is larger than the proxy accepts.
+pub(crate) fn too_large(max: u64) -> Response<ProxyBody> {
+    let message = format!("Request bodies are limited to {max} bytes here.");
+    page(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        "Payload too large",
+        &message,
+    )
+}
+
+/// 400: the client's request body was cut short or malformed.
+pub(crate) fn bad_request() -> Response<ProxyBody> {
+    page(
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        "Bad request",
+        "The request body could not be read.",
+    )
+}

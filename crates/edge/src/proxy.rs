@@ -1,44 +1,51 @@
-//! The proxy: accept loop, request forwarding, passive ejection and re-probing.
+//! The proxy: routing a request to a backend, the exchange with it, passive
+//! ejection and re-probing.
 
-use crate::body::ProxyBody;
+use crate::body::{ProxyBody, UpstreamBody};
 use crate::config::EdgeConfig;
-use crate::headers::{app_of_host, forward_request_headers, request_host, strip_hop_by_hop};
+use crate::exchange::{self, Failure};
+use crate::headers::{
+    app_of_host, connection_lists, request_host, write_request_head, Forwarding, RequestBody,
+};
 use crate::pages;
-use crate::routes::{AppStats, Pool, Routes};
-use bytes::Bytes;
+use crate::routes::{AppStats, Backend, InFlight, Pool, Routes};
+use crate::tls;
+use crate::tunnel;
+use crate::upstream::{self, Conn, PoolLimits};
 use easydeploy_core::ports::TrafficSwitch;
-use http::{Method, Request, Response, Uri, Version};
-use http_body_util::{Either, Empty};
+use http::header::{CONNECTION, UPGRADE};
+use http::{request, HeaderValue, Method, Request, Response, StatusCode, Version};
 use hyper::body::{Body, Incoming};
-use hyper::service::service_fn;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use std::convert::Infallible;
+use hyper::upgrade::OnUpgrade;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-
-/// Body sent to backends: the client's stream, or nothing (replayable).
-type UpstreamBody = Either<Incoming, Empty<Bytes>>;
 
 /// How often ejected backends are re-probed.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Why the proxy could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeError {
+    /// The TLS certificate or key could not be loaded.
+    #[error("TLS certificate or key: {0}")]
+    Tls(String),
+}
+
 /// The edge reverse proxy and load balancer. Routes are changed through its
 /// [`TrafficSwitch`] implementation.
 pub struct EdgeProxy {
-    config: EdgeConfig,
+    pub(crate) config: EdgeConfig,
     /// `.`-free lowercase apps domain.
     domain: String,
     routes: Routes,
-    client: Client<HttpConnector, UpstreamBody>,
+    pub(crate) limits: PoolLimits,
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
+    pub(crate) threads: usize,
 }
 
 impl std::fmt::Debug for EdgeProxy {
@@ -50,23 +57,49 @@ impl std::fmt::Debug for EdgeProxy {
 }
 
 impl EdgeProxy {
-    /// Makes a proxy with an empty route table.
+    /// Makes a proxy with an empty route table. A TLS certificate that
+    /// cannot be loaded is logged and TLS left off; use [`Self::try_new`]
+    /// to get the error instead.
     pub fn new(config: EdgeConfig) -> Arc<Self> {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(config.connect_timeout));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(config.idle_timeout)
-            .pool_max_idle_per_host(256)
-            .pool_timer(TokioTimer::new())
-            .build(connector);
+        match Self::try_new(config.clone()) {
+            Ok(proxy) => proxy,
+            Err(error) => {
+                tracing::error!(%error, "edge proxy serves without TLS");
+                Self::try_new(EdgeConfig {
+                    tls_cert: None,
+                    tls_key: None,
+                    ..config
+                })
+                .expect("no TLS, no error")
+            }
+        }
+    }
+
+    /// Makes a proxy with an empty route table, loading its TLS certificate
+    /// when one is configured.
+    pub fn try_new(config: EdgeConfig) -> Result<Arc<Self>, EdgeError> {
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
+            (None, None) => None,
+            _ => return Err(EdgeError::Tls("tls_cert and tls_key go together".into())),
+        };
+        let threads = match config.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let limits = PoolLimits {
+            max_idle: config.pool_max_idle_per_backend.div_ceil(threads).max(1),
+            idle_timeout: config.idle_timeout,
+        };
         let domain = config.apps_domain.trim_matches('.').to_ascii_lowercase();
-        Arc::new(Self {
+        Ok(Arc::new(Self {
             config,
             domain,
             routes: Routes::default(),
-            client,
-        })
+            limits,
+            tls,
+            threads,
+        }))
     }
 
     /// The settings the proxy was made with.
@@ -79,130 +112,103 @@ impl EdgeProxy {
         self.routes.stats(app)
     }
 
-    /// Serves HTTP/1.1 and cleartext HTTP/2 on `listener` until `shutdown`
-    /// is cancelled, then stops accepting and waits for open connections to
-    /// finish their requests. Also runs the re-probe of ejected backends.
-    pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: CancellationToken) {
-        let prober = tokio::spawn(self.clone().probe_ejected(shutdown.clone()));
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(self.config.header_read_timeout);
-        builder.http2().timer(TokioTimer::new());
-        let graceful = GracefulShutdown::new();
-        loop {
-            let (stream, peer) = tokio::select! {
-                biased;
-                () = shutdown.cancelled() => break,
-                accepted = listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        // Out of file descriptors and the like: back off briefly.
-                        tracing::warn!(%error, "edge accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-            };
-            let _ = stream.set_nodelay(true);
-            let proxy = self.clone();
-            let service = service_fn(move |req| {
-                let proxy = proxy.clone();
-                async move { Ok::<_, Infallible>(proxy.handle(req, peer).await) }
-            });
-            let conn = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .into_owned();
-            let conn = graceful.watch(conn);
-            tokio::spawn(async move {
-                if let Err(error) = conn.await {
-                    tracing::debug!(%peer, %error, "edge connection ended with an error");
-                }
-            });
-        }
-        drop(listener);
-        graceful.shutdown().await;
-        let _ = prober.await;
-    }
-
     /// Answers one client request.
-    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
-        let Some(host) = request_host(&req).map(str::to_owned) else {
+    pub(crate) async fn handle(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        tls: bool,
+    ) -> Response<ProxyBody> {
+        let (mut parts, body) = req.into_parts();
+        let on_upgrade = parts.extensions.remove::<OnUpgrade>();
+        let Some(host) = request_host(&parts) else {
             return pages::unknown_app(None, None);
         };
-        let Some(app) = app_of_host(&host, &self.domain) else {
-            return pages::unknown_app(None, Some(&host));
+        let Some(app) = app_of_host(host, &self.domain) else {
+            return pages::unknown_app(None, Some(host));
         };
-        let Some(pool) = self.routes.pool(&app) else {
-            return pages::unknown_app(Some(&app), None);
+        let Some(pool) = self.routes.pool(app.as_str()) else {
+            return pages::unknown_app(Some(app.as_str()), None);
         };
         pool.counters.request();
-        let res = self.forward(&pool, &app, &host, req, peer).await;
+        let fwd = Forwarding {
+            host,
+            client: peer.ip().to_canonical(),
+            tls,
+            trust: self.config.trust_forwarded_headers,
+        };
+        let mut head = Vec::with_capacity(512);
+        let res = match self.prepare(&mut head, &parts, body, on_upgrade, &fwd) {
+            Ok(prepared) => self.forward(&pool, app.as_str(), &head, prepared).await,
+            Err(res) => res,
+        };
         pool.counters.response(res.status());
         res
+    }
+
+    /// Checks the request and writes the head the backends get.
+    fn prepare(
+        &self,
+        head: &mut Vec<u8>,
+        parts: &request::Parts,
+        body: Incoming,
+        on_upgrade: Option<OnUpgrade>,
+        fwd: &Forwarding<'_>,
+    ) -> Result<Prepared, Response<ProxyBody>> {
+        let hint = body.size_hint();
+        let framing = match hint.exact() {
+            _ if body.is_end_stream() => RequestBody::Empty,
+            Some(n) => RequestBody::Length(n),
+            None => RequestBody::Chunked,
+        };
+        if hint.lower() > self.config.max_body_bytes {
+            return Err(pages::too_large(self.config.max_body_bytes));
+        }
+        let upgrade = (parts.version == Version::HTTP_11 && connection_lists(&parts.headers, "upgrade"))
+            .then(|| parts.headers.get(UPGRADE))
+            .flatten();
+        write_request_head(head, parts, framing, upgrade, fwd);
+        Ok(Prepared {
+            replayable: is_idempotent(&parts.method) && framing == RequestBody::Empty,
+            head_request: parts.method == Method::HEAD,
+            framing,
+            body: (framing != RequestBody::Empty).then_some(body),
+            on_upgrade: on_upgrade.filter(|_| upgrade.is_some()),
+        })
     }
 
     /// Sends the request to the pool's next healthy backend, moving on to
     /// the following one when a connection fails and the request can be
     /// replayed (idempotent method, no body).
-    async fn forward(
-        &self,
-        pool: &Pool,
-        app: &str,
-        host: &str,
-        req: Request<Incoming>,
-        peer: SocketAddr,
-    ) -> Response<ProxyBody> {
-        let (mut parts, body) = req.into_parts();
-        let replayable = is_idempotent(&parts.method) && body.is_end_stream();
-        let mut body = (!replayable).then_some(body);
-        forward_request_headers(&mut parts.headers, host, peer);
-        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    async fn forward(&self, pool: &Pool, app: &str, head: &[u8], mut req: Prepared) -> Response<ProxyBody> {
         let mut attempted = false;
         for backend in pool.rotation() {
             if !backend.is_healthy() {
                 continue;
             }
-            if attempted && !replayable {
+            if attempted && !req.replayable {
                 break;
             }
             attempted = true;
-            let Ok(uri) = Uri::try_from(format!("http://{}{path}", backend.addr)) else {
-                return pages::upstream_error(app);
-            };
-            let mut upstream = Request::new(match body.take() {
-                Some(body) => Either::Left(body),
-                None => Either::Right(Empty::new()),
-            });
-            *upstream.method_mut() = parts.method.clone();
-            *upstream.uri_mut() = uri;
-            *upstream.version_mut() = Version::HTTP_11;
-            *upstream.headers_mut() = parts.headers.clone();
-
             let guard = backend.begin();
-            let sent = tokio::time::timeout(self.config.upstream_timeout, self.client.request(upstream));
-            match sent.await {
-                Ok(Ok(res)) => {
-                    let (mut parts, inner) = res.into_parts();
-                    strip_hop_by_hop(&mut parts.headers);
-                    let body = ProxyBody::Upstream {
-                        inner,
-                        guard: Some(guard),
-                    };
-                    return Response::from_parts(parts, body);
-                }
-                Ok(Err(error)) if error.is_connect() => {
+            match self.exchange_with(backend, head, &mut req).await {
+                Ok((conn, res)) => return self.respond(app, conn, res, guard, req.on_upgrade.take()),
+                Err(Failure::Connect(error)) => {
                     backend.healthy.store(false, Relaxed);
-                    tracing::warn!(app, backend = %backend.addr, error = %error_chain(&error), "edge ejected backend");
+                    tracing::warn!(app, backend = %backend.addr, %error, "edge ejected backend");
                 }
-                Ok(Err(error)) => {
-                    tracing::debug!(app, backend = %backend.addr, error = %error_chain(&error), "edge upstream failed");
-                    return pages::upstream_error(app);
-                }
-                Err(_) => {
+                Err(Failure::TooLarge) => return pages::too_large(self.config.max_body_bytes),
+                Err(Failure::Timeout) => {
                     tracing::debug!(app, backend = %backend.addr, "edge upstream timed out");
                     return pages::upstream_timeout(app);
+                }
+                Err(Failure::Client(error)) => {
+                    tracing::debug!(app, %error, "edge client request body failed");
+                    return pages::bad_request();
+                }
+                Err(Failure::Upstream(error) | Failure::NotSent(error)) => {
+                    tracing::debug!(app, backend = %backend.addr, %error, "edge upstream failed");
+                    return pages::upstream_error(app);
                 }
             }
         }
@@ -213,9 +219,65 @@ impl EdgeProxy {
         }
     }
 
+    /// One exchange with `backend` on a pooled connection, or on a new one
+    /// when the pooled one turns out closed before anything was sent.
+    async fn exchange_with(
+        &self,
+        backend: &Backend,
+        head: &[u8],
+        req: &mut Prepared,
+    ) -> Result<(Conn, crate::response::ResponseHead), Failure> {
+        let head_request = req.head_request;
+        let (timeout, max_body) = (self.config.upstream_timeout, self.config.max_body_bytes);
+        if let Some(mut conn) = upstream::checkout(backend.addr, self.limits) {
+            match exchange::run(&mut conn, head, req.body_mut(), timeout, max_body, head_request).await {
+                Ok(res) => return Ok((conn, res)),
+                // Closed by the backend while idle: nothing was answered, so
+                // a new connection can carry the request (if it is intact).
+                Err(Failure::NotSent(_)) => {}
+                Err(Failure::Upstream(_)) if conn.buf.is_empty() && req.replayable => {}
+                Err(failure) => return Err(failure),
+            }
+        }
+        let mut conn = Conn::connect(backend.addr, self.config.connect_timeout)
+            .await
+            .map_err(Failure::Connect)?;
+        let res = exchange::run(&mut conn, head, req.body_mut(), timeout, max_body, head_request).await?;
+        Ok((conn, res))
+    }
+
+    fn respond(
+        &self,
+        app: &str,
+        conn: Conn,
+        head: crate::response::ResponseHead,
+        guard: InFlight,
+        on_upgrade: Option<OnUpgrade>,
+    ) -> Response<ProxyBody> {
+        if head.status == StatusCode::SWITCHING_PROTOCOLS {
+            let (Some(on_upgrade), Some(protocol)) = (on_upgrade, head.upgrade) else {
+                tracing::debug!(app, "edge upstream switched protocols unasked");
+                return pages::upstream_error(app);
+            };
+            tunnel::spawn(on_upgrade, conn, guard, self.config.client_idle_timeout);
+            let mut res = Response::new(ProxyBody::Page(None));
+            *res.status_mut() = head.status;
+            *res.headers_mut() = head.headers;
+            res.headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("upgrade"));
+            res.headers_mut().insert(UPGRADE, protocol);
+            return res;
+        }
+        let body = UpstreamBody::new(conn, head.framing, head.keep_alive, self.limits, guard);
+        let mut res = Response::new(ProxyBody::Upstream(body));
+        *res.status_mut() = head.status;
+        *res.headers_mut() = head.headers;
+        res
+    }
+
     /// Every [`PROBE_INTERVAL`], tries a TCP connect to each ejected backend
     /// and puts back in rotation those that accept.
-    async fn probe_ejected(self: Arc<Self>, shutdown: CancellationToken) {
+    pub(crate) async fn probe_ejected(self: Arc<Self>, shutdown: CancellationToken) {
         let mut ticks = tokio::time::interval(PROBE_INTERVAL);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -246,23 +308,31 @@ impl EdgeProxy {
     }
 }
 
+/// A checked request, ready to be sent to a backend.
+struct Prepared {
+    /// Can be sent again to another backend (idempotent, no body).
+    replayable: bool,
+    head_request: bool,
+    framing: RequestBody,
+    /// The client's body, until it is sent.
+    body: Option<Incoming>,
+    on_upgrade: Option<OnUpgrade>,
+}
+
+impl Prepared {
+    fn body_mut(&mut self) -> exchange::Outgoing<'_> {
+        exchange::Outgoing {
+            body: &mut self.body,
+            chunked: self.framing == RequestBody::Chunked,
+        }
+    }
+}
+
 fn is_idempotent(method: &Method) -> bool {
     matches!(
         *method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
     )
-}
-
-/// An error with its causes, `a: b: c`.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 impl TrafficSwitch for EdgeProxy {

@@ -2,7 +2,10 @@
 //! deployments from the store and run the pipeline through the backends,
 //! plus recovery after a restart and app destruction.
 
+mod autoscale;
+mod heal;
 mod log;
+mod ops;
 mod runner;
 
 pub use log::{DeploymentLog, LOG_ARTIFACT};
@@ -33,6 +36,14 @@ pub struct EngineConfig {
     pub limits: Limits,
     /// Images of this many recent releases are kept per app.
     pub keep_images: usize,
+    /// How often live releases are compared with what runs (self-healing).
+    pub reconcile_interval: Duration,
+    /// How often the autoscaler looks at request rates.
+    pub autoscale_interval: Duration,
+    /// Window over which the request rate is averaged.
+    pub autoscale_window: Duration,
+    /// Low load must last this long before replicas are removed.
+    pub scale_in_delay: Duration,
 }
 
 impl EngineConfig {
@@ -46,6 +57,10 @@ impl EngineConfig {
             health: HealthCheck::default(),
             limits: Limits::default(),
             keep_images: 5,
+            reconcile_interval: Duration::from_secs(5),
+            autoscale_interval: Duration::from_secs(1),
+            autoscale_window: Duration::from_secs(5),
+            scale_in_delay: Duration::from_secs(60),
         }
     }
 }
@@ -71,6 +86,10 @@ pub struct Engine {
     config: EngineConfig,
     wake: Notify,
     owner: String,
+    /// One release, scale or heal at a time per app.
+    app_locks: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Request counts for the autoscaler.
+    load: std::sync::OnceLock<Arc<dyn easydeploy_core::ports::LoadMetrics>>,
 }
 
 /// Lease of a claimed deployment; renewed while it runs.
@@ -85,7 +104,20 @@ impl Engine {
             config,
             wake: Notify::new(),
             owner: format!("engine-{}", std::process::id()),
+            app_locks: Default::default(),
+            load: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Feeds the autoscaler with request counts (set once, at wiring).
+    pub fn set_load_metrics(&self, load: Arc<dyn easydeploy_core::ports::LoadMetrics>) {
+        let _ = self.load.set(load);
+    }
+
+    /// The lock serializing what changes an app's running replicas.
+    pub(crate) fn app_lock(&self, app: &AppName) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.app_locks.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(locks.entry(app.to_string()).or_default())
     }
 
     /// The store the engine works on.
@@ -109,7 +141,7 @@ impl Engine {
             );
         }
         let live = self.store.live_deployments().await?;
-        let keep: Vec<String> = live.iter().map(|d| d.id.clone()).collect();
+        let keep = self.store.active_deployment_ids().await?;
         let removed = self.backends.runtime.remove_orphans(&keep).await?;
         if removed > 0 {
             tracing::info!(removed, "removed replicas that were not live");
@@ -130,7 +162,8 @@ impl Engine {
         Ok(())
     }
 
-    /// Starts the worker pool; workers stop when `shutdown` is cancelled.
+    /// Starts the worker pool, the reconciler and the autoscaler; they stop
+    /// when `shutdown` is cancelled.
     pub fn start(self: &Arc<Self>, shutdown: CancellationToken) -> tokio::task::JoinSet<()> {
         let mut workers = tokio::task::JoinSet::new();
         for n in 0..self.config.workers {
@@ -138,6 +171,8 @@ impl Engine {
             let shutdown = shutdown.clone();
             workers.spawn(async move { engine.work(n, shutdown).await });
         }
+        workers.spawn(heal::run(Arc::clone(self), shutdown.clone()));
+        workers.spawn(autoscale::run(Arc::clone(self), shutdown));
         workers
     }
 
@@ -195,6 +230,9 @@ impl Engine {
     ) -> ReleaseSpec {
         let mut health = self.config.health.clone();
         health.path = deployment.settings.health_path.clone();
+        if let Some(grace) = deployment.settings.health_grace_secs {
+            health.grace = Duration::from_secs(grace.max(1));
+        }
         ReleaseSpec {
             tenant: Tenant {
                 id: tenant.to_owned(),

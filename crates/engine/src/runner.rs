@@ -153,7 +153,6 @@ impl Run<'_> {
         let engine = self.engine;
         let backends = &engine.backends;
         let d = self.deployment;
-        let settings = &d.settings;
         let app = engine.store.app(&d.app).await?;
         let log = self.log;
 
@@ -166,6 +165,71 @@ impl Run<'_> {
         let handle = retry(log, "preparing the tenant", || backends.tenants.ensure(&tenant)).await?;
         self.done(t, &format!("tenant {} ready ({})", tenant.id, handle.resource));
 
+        let (reference, port) = match (&d.reuse_image, d.port) {
+            (Some(image), Some(port)) => {
+                self.skip_build(image, port).await?;
+                (image.clone(), easydeploy_core::Port::new(port))
+            }
+            _ => self.build().await?,
+        };
+
+        // Releasing changes what serves the app: one release (or scale) at a time.
+        let lock = engine.app_lock(&d.app);
+        let _guard = lock.lock().await;
+        let t = self.step(S::Releasing, None).await?;
+        let current = engine.store.app(&d.app).await?;
+        let mut spec = engine.spec(&app.tenant, d, reference, port);
+        spec.replicas = current.settings.replicas.get();
+        self.replicas = backends.runtime.launch(&spec).await?;
+        self.done(
+            t,
+            &format!("started {} replica(s) on port {}", self.replicas.len(), spec.port),
+        );
+
+        let t = self.step(S::Verifying, None).await?;
+        backends.runtime.verify(&spec, &self.replicas).await?;
+        self.done(t, "every replica answers its health check");
+
+        engine.store.go_live(&d.id, self.owner).await?;
+        let replicas = std::mem::take(&mut self.replicas);
+        if let Err(e) = backends.runtime.promote(&spec, &replicas).await {
+            tracing::warn!(error = %e, "switching traffic or stopping old replicas failed");
+            log.line(&format!("    warning: {e}"));
+        }
+        self.prune_images(&spec.image).await;
+        Ok(())
+    }
+
+    /// Steps that skip building: the release reuses an existing image.
+    async fn skip_build(&self, image: &str, port: u16) -> Result<(), Stop> {
+        let why = format!("skipped: releasing the existing image {image}");
+        for step in [
+            S::FetchingSource,
+            S::Detecting,
+            S::GeneratingPipeline,
+            S::Building,
+            S::Pushing,
+        ] {
+            self.step(step, Some(&why)).await?;
+        }
+        let facts = DeploymentFacts {
+            image: Some(image.to_owned()),
+            port: Some(port),
+            ..Default::default()
+        };
+        self.engine.store.record(&self.deployment.id, &facts).await?;
+        self.log.line(&format!("    {why}"));
+        Ok(())
+    }
+
+    /// Fetching the source through pushing the image; returns the image
+    /// reference and the port it listens on.
+    async fn build(&mut self) -> Result<(String, easydeploy_core::Port), Stop> {
+        let engine = self.engine;
+        let backends = &engine.backends;
+        let d = self.deployment;
+        let settings = &d.settings;
+        let log = self.log;
         let t = self.step(S::FetchingSource, None).await?;
         let workspace = engine.workspace(&d.app);
         let checkout = retry(log, "fetching the source", || async {
@@ -302,26 +366,7 @@ impl Run<'_> {
             .await?;
         self.done(t, &format!("image available as {reference}"));
 
-        let t = self.step(S::Releasing, None).await?;
-        let spec = engine.spec(&app.tenant, d, reference, files.port);
-        self.replicas = backends.runtime.launch(&spec).await?;
-        self.done(
-            t,
-            &format!("started {} replica(s) on port {}", self.replicas.len(), spec.port),
-        );
-
-        let t = self.step(S::Verifying, None).await?;
-        backends.runtime.verify(&spec, &self.replicas).await?;
-        self.done(t, "every replica answers its health check");
-
-        engine.store.go_live(&d.id, self.owner).await?;
-        let replicas = std::mem::take(&mut self.replicas);
-        if let Err(e) = backends.runtime.promote(&spec, &replicas).await {
-            tracing::warn!(error = %e, "switching traffic or stopping old replicas failed");
-            log.line(&format!("    warning: {e}"));
-        }
-        self.prune_images(&spec.image).await;
-        Ok(())
+        Ok((reference, files.port))
     }
 
     /// Keeps the images of the app's most recent releases, removes older ones.

@@ -34,10 +34,89 @@ pub struct Deployment {
     pub evidence: Option<String>,
     /// Image built.
     pub image: Option<String>,
+    /// Why it exists: a new version, a configuration change or a rollback.
+    pub kind: DeploymentKind,
+    /// Image released without building (configuration changes and rollbacks).
+    pub reuse_image: Option<String>,
+    /// Port the release listens on, once known.
+    pub port: Option<u16>,
+    /// Release number, once it went live.
+    pub release: Option<i64>,
+    /// Who asked for it.
+    pub created_by: String,
     /// Creation time.
     pub created_at: String,
     /// Last change.
     pub updated_at: String,
+}
+
+/// Why a deployment exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeploymentKind {
+    /// A new version from the repository (built, or its image reused when unchanged).
+    Deploy,
+    /// The live image with changed configuration (env vars).
+    Config,
+    /// An earlier release's image and configuration.
+    Rollback,
+}
+
+impl DeploymentKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Deploy => "deploy",
+            Self::Config => "config",
+            Self::Rollback => "rollback",
+        }
+    }
+    fn parse(raw: &str) -> StoreResult<Self> {
+        match raw {
+            "deploy" => Ok(Self::Deploy),
+            "config" => Ok(Self::Config),
+            "rollback" => Ok(Self::Rollback),
+            other => Err(StoreError::Corrupt(format!("unknown deployment kind {other}"))),
+        }
+    }
+}
+
+/// What to deploy.
+#[derive(Debug, Clone)]
+pub struct NewDeployment {
+    /// Exact commit to build (default: the branch head).
+    pub commit: Option<String>,
+    /// Why.
+    pub kind: DeploymentKind,
+    /// Image to release without building.
+    pub reuse_image: Option<String>,
+    /// Port of that image.
+    pub port: Option<u16>,
+    /// Who asked.
+    pub created_by: String,
+}
+
+impl NewDeployment {
+    /// A new version of the app from its repository.
+    pub fn build(commit: Option<&str>) -> Self {
+        Self {
+            commit: commit.map(str::to_owned),
+            kind: DeploymentKind::Deploy,
+            reuse_image: None,
+            port: None,
+            created_by: "admin".into(),
+        }
+    }
+}
+
+/// An event in an app's life (deploys, scaling, health, crashes).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Event {
+    /// When (RFC 3339).
+    pub at: String,
+    /// What kind: `deploy`, `release`, `rollback`, `scale`, `autoscale`, `replaced`, `crash_loop`...
+    pub kind: String,
+    /// What happened.
+    pub message: String,
 }
 
 /// One state transition.
@@ -60,6 +139,8 @@ pub struct DeploymentFacts {
     pub framework: Option<(String, String)>,
     /// Image reference.
     pub image: Option<String>,
+    /// Port the image listens on.
+    pub port: Option<u16>,
 }
 
 fn state_of(raw: &str) -> StoreResult<DeploymentState> {
@@ -82,6 +163,13 @@ fn deployment_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Deployment>
         framework: row.try_get("framework")?,
         evidence: row.try_get("evidence")?,
         image: row.try_get("image")?,
+        kind: DeploymentKind::parse(row.try_get("kind")?)?,
+        reuse_image: row.try_get("reuse_image")?,
+        port: row
+            .try_get::<Option<i64>, _>("port")?
+            .and_then(|p| u16::try_from(p).ok()),
+        release: row.try_get("release_number")?,
+        created_by: row.try_get("created_by")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -134,7 +222,7 @@ impl Store {
         &self,
         app: &AppName,
         settings: &AppSettings,
-        commit: Option<&str>,
+        new: &NewDeployment,
     ) -> StoreResult<Deployment> {
         let id = uuid::Uuid::new_v4().to_string();
         let mut tx = self.writer.begin().await?;
@@ -145,14 +233,18 @@ impl Store {
                 .await?;
         let at = now();
         sqlx::query(
-            "INSERT INTO deployments (id, app, number, state, settings, commit_sha, created_at, updated_at) \
-             VALUES (?, ?, ?, 'queued', ?, ?, ?, ?)",
+            "INSERT INTO deployments (id, app, number, state, settings, commit_sha, kind, reuse_image, port, created_by, \
+             created_at, updated_at) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&id)
         .bind(app.as_str())
         .bind(number)
         .bind(to_json(settings))
-        .bind(commit)
+        .bind(new.commit.as_deref())
+        .bind(new.kind.as_str())
+        .bind(new.reuse_image.as_deref())
+        .bind(new.port.map(i64::from))
+        .bind(&new.created_by)
         .bind(&at)
         .bind(&at)
         .execute(&mut *tx)
@@ -251,6 +343,13 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        if let Some(port) = facts.port {
+            sqlx::query("UPDATE deployments SET port = ? WHERE id = ?")
+                .bind(i64::from(port))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
         if let Some(image) = &facts.image {
             sqlx::query("UPDATE deployments SET image = ? WHERE id = ?")
                 .bind(image)
@@ -288,28 +387,47 @@ impl Store {
         if lease.as_deref() != Some(owner) || !state.can_become(DeploymentState::Live) {
             return Err(StoreError::Stale(id.to_owned(), "live".into()));
         }
-        let app: String = sqlx::query_scalar("SELECT app FROM deployments WHERE id = ?")
+        let (app, kind): (String, String) = sqlx::query_as("SELECT app, kind FROM deployments WHERE id = ?")
             .bind(id)
             .fetch_one(&mut *tx)
             .await?;
+        let release: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(release_number), 0) + 1 FROM deployments WHERE app = ?")
+                .bind(&app)
+                .fetch_one(&mut *tx)
+                .await?;
+        let (replaced_as, why) = if kind == "rollback" {
+            (
+                DeploymentState::RolledBack,
+                format!("rolled back by release v{release}"),
+            )
+        } else {
+            (
+                DeploymentState::Superseded,
+                format!("replaced by release v{release}"),
+            )
+        };
         let previous: Option<String> = sqlx::query_scalar("SELECT live_deployment FROM apps WHERE name = ?")
             .bind(&app)
             .fetch_one(&mut *tx)
             .await?;
         if let Some(previous) = previous.filter(|p| p != id) {
-            transition(
-                &mut tx,
-                &previous,
-                DeploymentState::Superseded,
-                Some("a newer deployment went live"),
-            )
-            .await?;
+            transition(&mut tx, &previous, replaced_as, Some(&why)).await?;
         }
-        sqlx::query("UPDATE deployments SET lease_owner = NULL, lease_until = NULL WHERE id = ?")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        transition(&mut tx, id, DeploymentState::Live, None).await?;
+        sqlx::query(
+            "UPDATE deployments SET lease_owner = NULL, lease_until = NULL, release_number = ? WHERE id = ?",
+        )
+        .bind(release)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        transition(
+            &mut tx,
+            id,
+            DeploymentState::Live,
+            Some(&format!("release v{release}")),
+        )
+        .await?;
         sqlx::query("UPDATE apps SET live_deployment = ?, updated_at = ? WHERE name = ?")
             .bind(id)
             .bind(now())
@@ -390,6 +508,76 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(deployment_from_row).collect()
+    }
+
+    /// The app's releases (deployments that went live), newest first.
+    pub async fn releases(&self, app: &AppName, limit: i64) -> StoreResult<Vec<Deployment>> {
+        let rows = sqlx::query(
+            "SELECT * FROM deployments WHERE app = ? AND release_number IS NOT NULL ORDER BY release_number DESC LIMIT ?",
+        )
+        .bind(app.as_str())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(deployment_from_row).collect()
+    }
+
+    /// Release `number` of the app.
+    pub async fn release(&self, app: &AppName, number: i64) -> StoreResult<Deployment> {
+        let row = sqlx::query("SELECT * FROM deployments WHERE app = ? AND release_number = ?")
+            .bind(app.as_str())
+            .bind(number)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("release v{number} of '{app}'")))?;
+        deployment_from_row(&row)
+    }
+
+    /// Ids of every deployment that is queued, in flight or live.
+    pub async fn active_deployment_ids(&self) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM deployments WHERE state NOT IN ('failed', 'superseded', 'rolled_back', 'cancelled')",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Whether the app has a deployment in flight (claimed, not ended).
+    pub async fn has_in_flight(&self, app: &AppName) -> StoreResult<bool> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM deployments WHERE app = ? AND state NOT IN \
+             ('queued', 'live', 'failed', 'superseded', 'rolled_back', 'cancelled')",
+        )
+        .bind(app.as_str())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n > 0)
+    }
+
+    /// Records an event in the app's life.
+    pub async fn add_event(&self, app: &AppName, kind: &str, message: &str) -> StoreResult<()> {
+        sqlx::query("INSERT INTO events (app, at, kind, message) VALUES (?, ?, ?, ?)")
+            .bind(app.as_str())
+            .bind(now())
+            .bind(kind)
+            .bind(message)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    /// The app's most recent events, newest first.
+    pub async fn events(&self, app: &AppName, limit: i64) -> StoreResult<Vec<Event>> {
+        let rows: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT at, kind, message FROM events WHERE app = ? ORDER BY id DESC LIMIT ?")
+                .bind(app.as_str())
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(at, kind, message)| Event { at, kind, message })
+            .collect())
     }
 
     /// A deployment's state history, oldest first.

@@ -8,7 +8,7 @@ mod deployments;
 
 pub use apps::App;
 pub use artifacts::FileArtifacts;
-pub use deployments::{Deployment, DeploymentFacts, Transition};
+pub use deployments::{Deployment, DeploymentFacts, DeploymentKind, Event, NewDeployment, Transition};
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;

@@ -21,6 +21,11 @@ CREATE TABLE IF NOT EXISTS deployments (
     framework      TEXT,
     evidence       TEXT,
     image          TEXT,
+    kind           TEXT NOT NULL DEFAULT 'deploy',
+    reuse_image    TEXT,
+    port           INTEGER,
+    release_number INTEGER,
+    created_by     TEXT NOT NULL DEFAULT 'admin',
     lease_owner    TEXT,
     lease_until    INTEGER,
     created_at     TEXT NOT NULL,
@@ -37,3 +42,12 @@ CREATE TABLE IF NOT EXISTS deployment_transitions (
     message    TEXT
 );
 CREATE INDEX IF NOT EXISTS transitions_by_deployment ON deployment_transitions (deployment, id);
+
+CREATE TABLE IF NOT EXISTS events (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    app     TEXT NOT NULL REFERENCES apps(name) ON DELETE CASCADE,
+    at      TEXT NOT NULL,
+    kind    TEXT NOT NULL,
+    message TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_app ON events (app, id);

@@ -1,6 +1,6 @@
 use easydeploy_core::ports::ArtifactStore;
 use easydeploy_core::{AppName, AppSettings, Branch, DeploymentState as S, GitSource};
-use easydeploy_store::{FileArtifacts, Store, StoreError};
+use easydeploy_store::{FileArtifacts, NewDeployment, Store, StoreError};
 
 async fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
@@ -36,7 +36,10 @@ async fn a_deployment_walks_its_steps_and_keeps_its_history() {
     let (_d, store) = store().await;
     let app = name("shop");
     store.create_app(&app, "t", &settings()).await.unwrap();
-    let d = store.enqueue(&app, &settings(), None).await.unwrap();
+    let d = store
+        .enqueue(&app, &settings(), &NewDeployment::build(None))
+        .await
+        .unwrap();
     assert_eq!((d.state, d.number), (S::Queued, 1));
     let claimed = store.claim("w1", 30_000).await.unwrap().unwrap();
     assert_eq!(
@@ -85,7 +88,10 @@ async fn a_deployment_walks_its_steps_and_keeps_its_history() {
     );
 
     // The next one supersedes it when it goes live.
-    let d2 = store.enqueue(&app, &settings(), None).await.unwrap();
+    let d2 = store
+        .enqueue(&app, &settings(), &NewDeployment::build(None))
+        .await
+        .unwrap();
     store.claim("w1", 30_000).await.unwrap().unwrap();
     let mut s = S::PreparingTenant;
     while s != S::Verifying {
@@ -103,10 +109,22 @@ async fn same_app_is_serialized_and_newer_queued_supersedes_older() {
     let (a, b) = (name("a"), name("b"));
     store.create_app(&a, "t", &settings()).await.unwrap();
     store.create_app(&b, "t", &settings()).await.unwrap();
-    let a1 = store.enqueue(&a, &settings(), None).await.unwrap();
-    let a2 = store.enqueue(&a, &settings(), None).await.unwrap();
-    let a3 = store.enqueue(&a, &settings(), None).await.unwrap();
-    let b1 = store.enqueue(&b, &settings(), None).await.unwrap();
+    let a1 = store
+        .enqueue(&a, &settings(), &NewDeployment::build(None))
+        .await
+        .unwrap();
+    let a2 = store
+        .enqueue(&a, &settings(), &NewDeployment::build(None))
+        .await
+        .unwrap();
+    let a3 = store
+        .enqueue(&a, &settings(), &NewDeployment::build(None))
+        .await
+        .unwrap();
+    let b1 = store
+        .enqueue(&b, &settings(), &NewDeployment::build(None))
+        .await
+        .unwrap();
     assert_eq!(store.deployment(&a1.id).await.unwrap().state, S::Cancelled);
     let a2 = store.deployment(&a2.id).await.unwrap();
     assert_eq!(a2.state, S::Cancelled);
@@ -115,7 +133,10 @@ async fn same_app_is_serialized_and_newer_queued_supersedes_older() {
     assert_eq!(first.id, a3.id);
     let second = store.claim("w", 30_000).await.unwrap().unwrap();
     assert_eq!(second.id, b1.id, "another app runs concurrently");
-    let a4 = store.enqueue(&a, &settings(), None).await.unwrap();
+    let a4 = store
+        .enqueue(&a, &settings(), &NewDeployment::build(None))
+        .await
+        .unwrap();
     assert!(
         store.claim("w", 30_000).await.unwrap().is_none(),
         "a4 waits for a3"
@@ -134,10 +155,16 @@ async fn a_restart_fails_in_flight_work_and_keeps_queued_work() {
         store.create_app(&app, "t", &settings()).await.unwrap();
         let other = name("other");
         store.create_app(&other, "t", &settings()).await.unwrap();
-        let d1 = store.enqueue(&app, &settings(), None).await.unwrap();
+        let d1 = store
+            .enqueue(&app, &settings(), &NewDeployment::build(None))
+            .await
+            .unwrap();
         store.claim("w", 30_000).await.unwrap();
         store.advance(&d1.id, "w", S::FetchingSource, None).await.unwrap();
-        let d2 = store.enqueue(&other, &settings(), None).await.unwrap();
+        let d2 = store
+            .enqueue(&other, &settings(), &NewDeployment::build(None))
+            .await
+            .unwrap();
         (d1.id, d2.id)
     };
     let store = Store::open(&path).await.unwrap();
@@ -154,7 +181,10 @@ async fn deleting_an_app_removes_its_history() {
     let (_d, store) = store().await;
     let app = name("shop");
     store.create_app(&app, "t", &settings()).await.unwrap();
-    let d = store.enqueue(&app, &settings(), None).await.unwrap();
+    let d = store
+        .enqueue(&app, &settings(), &NewDeployment::build(None))
+        .await
+        .unwrap();
     assert_eq!(store.delete_app(&app).await.unwrap(), vec![d.id.clone()]);
     assert!(matches!(
         store.deployment(&d.id).await,
@@ -177,4 +207,40 @@ async fn artifacts_are_files_with_safe_names() {
     assert!(store.put("d1", "../x", b"").await.is_err());
     store.remove(&["d1".into()]).await.unwrap();
     assert!(store.list("d1").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn releases_are_numbered_and_a_rollback_marks_what_it_replaced() {
+    let (_d, store) = store().await;
+    let app = name("shop");
+    store.create_app(&app, "t", &settings()).await.unwrap();
+    let mut ids = Vec::new();
+    for kind in [
+        easydeploy_store::DeploymentKind::Deploy,
+        easydeploy_store::DeploymentKind::Deploy,
+        easydeploy_store::DeploymentKind::Rollback,
+    ] {
+        let mut new = NewDeployment::build(None);
+        new.kind = kind;
+        let d = store.enqueue(&app, &settings(), &new).await.unwrap();
+        store.claim("w", 30_000).await.unwrap().unwrap();
+        let mut s = S::PreparingTenant;
+        while s != S::Verifying {
+            s = s.next().unwrap();
+            store.advance(&d.id, "w", s, None).await.unwrap();
+        }
+        store.go_live(&d.id, "w").await.unwrap();
+        ids.push(d.id);
+    }
+    let releases = store.releases(&app, 10).await.unwrap();
+    assert_eq!(
+        releases.iter().map(|r| r.release.unwrap()).collect::<Vec<_>>(),
+        vec![3, 2, 1]
+    );
+    assert_eq!(store.deployment(&ids[0]).await.unwrap().state, S::Superseded);
+    assert_eq!(store.deployment(&ids[1]).await.unwrap().state, S::RolledBack);
+    assert_eq!(store.release(&app, 2).await.unwrap().id, ids[1]);
+    assert!(store.release(&app, 9).await.is_err());
+    store.add_event(&app, "scale", "scaled to 2").await.unwrap();
+    assert_eq!(store.events(&app, 10).await.unwrap()[0].message, "scaled to 2");
 }

@@ -38,6 +38,8 @@ pub fn test_config(data_dir: &Path) -> ServerConfig {
         health_timeout: 30,
         drain_timeout: 5,
         replica_memory_mb: 256,
+        reconcile_interval: 1,
+        scale_in_delay: 60,
     }
 }
 

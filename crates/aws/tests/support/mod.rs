@@ -1,0 +1,239 @@
+//! Shared helpers of the AWS tests: a moto server per test, clients pointed
+//! at it, injected build and rollout outcomes, and injected AWS errors.
+#![allow(dead_code)]
+
+use async_trait::async_trait;
+use aws_sdk_s3::config::SharedInterceptor;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextMut;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::config_bag::ConfigBag;
+use easydeploy_aws::{AwsClients, AwsConfig, BuildOutcome, BuildStatus, BuildWatcher, RolloutWatcher};
+use easydeploy_core::ports::{BackendError, BackendResult};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const MOTO: &str = "/opt/easydeploy-moto/bin/moto_server";
+
+/// A moto server on a free port, killed on drop.
+pub struct Moto {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+}
+
+impl Moto {
+    /// Starts moto (every ECS service reports 2 running tasks) and waits until it answers.
+    pub fn start() -> Self {
+        assert!(
+            Path::new(MOTO).exists(),
+            "{MOTO} is missing: run scripts/setup.sh (it installs moto[server] in /opt/easydeploy-moto)"
+        );
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(MOTO)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+            .env("MOTO_ECS_SERVICE_RUNNING", "2")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot start moto_server");
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "moto did not start within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Self {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// Configuration pointing at this server, with dummy credentials.
+    pub fn config(&self) -> AwsConfig {
+        AwsConfig {
+            region: Some("us-east-1".into()),
+            endpoint_url: Some(self.endpoint.clone()),
+            credentials: Some(("testing".into(), "testing".into())),
+            apps_domain: "apps.example.com".into(),
+            max_attempts: 2,
+            poll_interval: Duration::from_millis(50),
+            ..AwsConfig::default()
+        }
+    }
+
+    /// Clients on this server.
+    pub async fn clients(&self) -> AwsClients {
+        AwsClients::connect(&self.config()).await
+    }
+
+    /// Clients on this server whose calls of `operation` (e.g. `CreateService`)
+    /// are answered with the AWS error `code` instead.
+    pub async fn failing_clients(
+        &self,
+        operation: &str,
+        status: u16,
+        code: &str,
+        message: &str,
+    ) -> AwsClients {
+        let fault = Fault {
+            operation: operation.to_owned(),
+            status,
+            code: code.to_owned(),
+            message: message.to_owned(),
+            hits: Arc::new(Mutex::new(0)),
+        };
+        AwsClients::connect_with(&self.config(), &[SharedInterceptor::new(fault)]).await
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Answers one JSON-protocol operation with an AWS error.
+#[derive(Debug, Clone)]
+struct Fault {
+    operation: String,
+    status: u16,
+    code: String,
+    message: String,
+    hits: Arc<Mutex<u32>>,
+}
+
+impl Intercept for Fault {
+    fn name(&self) -> &'static str {
+        "Fault"
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let operation = cfg
+            .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
+            .map(|m| m.name().to_owned())
+            .unwrap_or_default();
+        if operation != self.operation {
+            return Ok(());
+        }
+        *self.hits.lock().unwrap() += 1;
+        let body = serde_json::json!({"__type": self.code, "message": self.message}).to_string();
+        let mut response =
+            aws_smithy_runtime_api::http::Response::new(self.status.try_into().unwrap(), SdkBody::from(body));
+        response
+            .headers_mut()
+            .insert("content-type", "application/x-amz-json-1.1");
+        response
+            .headers_mut()
+            .insert("x-amzn-errortype", self.code.clone());
+        *context.response_mut() = response;
+        Ok(())
+    }
+}
+
+/// Build outcomes decided by the test: on success it puts a (fake) image in
+/// ECR as CodeBuild's buildspec would.
+pub struct InjectedBuilds {
+    pub ecr: aws_sdk_ecr::Client,
+    /// The next build's outcome and the (repository, tag) it pushes.
+    pub next: Mutex<Option<(BuildStatus, Option<String>, String, String)>>,
+}
+
+impl InjectedBuilds {
+    pub fn new(clients: &AwsClients) -> Arc<Self> {
+        Arc::new(Self {
+            ecr: clients.ecr.clone(),
+            next: Mutex::new(None),
+        })
+    }
+
+    /// The next build ends with `status` (and pushes `reference` on success).
+    pub fn expect(&self, status: BuildStatus, reason: Option<&str>, reference: &str) {
+        let (repo, tag) = reference.rsplit_once(':').unwrap();
+        let repo = repo.split_once('/').unwrap().1;
+        *self.next.lock().unwrap() =
+            Some((status, reason.map(str::to_owned), repo.to_owned(), tag.to_owned()));
+    }
+}
+
+#[async_trait]
+impl BuildWatcher for InjectedBuilds {
+    async fn wait(&self, build_id: &str, _timeout: Duration) -> BackendResult<BuildOutcome> {
+        let (status, reason, repo, tag) = self
+            .next
+            .lock()
+            .unwrap()
+            .take()
+            .ok_or_else(|| BackendError::permanent(format!("the test expected no build ({build_id})")))?;
+        if status == BuildStatus::Succeeded {
+            let manifest = serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 7023,
+                           "digest": format!("sha256:{:0>64}", tag.len())},
+                "layers": []
+            });
+            self.ecr
+                .put_image()
+                .repository_name(repo)
+                .image_tag(tag)
+                .image_manifest(manifest.to_string())
+                .send()
+                .await
+                .map_err(|e| easydeploy_aws::aws_error("put the fake image", e))?;
+        }
+        Ok(BuildOutcome {
+            status,
+            reason,
+            log_group: None,
+            log_stream: None,
+        })
+    }
+}
+
+/// A rollout that fails with a reason.
+pub struct FailingRollout(pub &'static str);
+
+#[async_trait]
+impl RolloutWatcher for FailingRollout {
+    async fn wait(&self, _: &str, service: &str, _: &str, _: Duration) -> BackendResult<()> {
+        Err(BackendError::permanent(format!(
+            "the release of {service} failed its health checks: {}",
+            self.0
+        ))
+        .with_code("rollout_failed"))
+    }
+}
+
+/// Collects log lines.
+#[derive(Default)]
+pub struct Lines(pub Mutex<Vec<String>>);
+
+impl easydeploy_core::ports::LogSink for Lines {
+    fn line(&self, line: &str) {
+        self.0.lock().unwrap().push(line.to_owned());
+    }
+}
+
+/// A unique lowercase name for a test's resources.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+}

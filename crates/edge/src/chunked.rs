@@ -1,0 +1,189 @@
+//! Decoding of a backend's `Transfer-Encoding: chunked` response body, in
+//! place in the connection's read buffer (data comes out without copies).
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::HeaderMap;
+use std::io;
+
+/// Longest chunk-size line or trailer section accepted.
+const MAX_LINE: usize = 16 * 1024;
+
+/// Where the decoder is in the chunked stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Chunked {
+    /// Expecting a chunk-size line.
+    Size,
+    /// Inside a chunk, with this many bytes left.
+    Data(u64),
+    /// Expecting the CRLF after a chunk's data.
+    DataEnd,
+    /// After the last chunk: expecting trailers or the final CRLF.
+    Trailers,
+    /// The body ended.
+    Done,
+}
+
+/// What one decoding step produced.
+#[derive(Debug)]
+pub(crate) enum Decoded {
+    /// Body bytes.
+    Data(Bytes),
+    /// The body ended, with trailers if the backend sent any.
+    End(Option<HeaderMap>),
+    /// More input is needed.
+    More,
+}
+
+fn invalid(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("invalid chunked body: {what}"),
+    )
+}
+
+fn line_end(buf: &[u8]) -> Option<usize> {
+    buf.windows(2).position(|w| w == b"\r\n")
+}
+
+impl Chunked {
+    /// Decodes what it can from the start of `buf`, consuming it.
+    pub(crate) fn decode(&mut self, buf: &mut BytesMut) -> io::Result<Decoded> {
+        loop {
+            match *self {
+                Self::Size => {
+                    let Some(end) = line_end(buf) else {
+                        return if buf.len() > MAX_LINE {
+                            Err(invalid("chunk size line too long"))
+                        } else {
+                            Ok(Decoded::More)
+                        };
+                    };
+                    let line = &buf[..end];
+                    let digits = line.split(|b| *b == b';').next().unwrap_or_default();
+                    let digits = digits.trim_ascii();
+                    if digits.is_empty() || digits.len() > 15 {
+                        return Err(invalid("chunk size"));
+                    }
+                    let mut size = 0u64;
+                    for d in digits {
+                        let v = (*d as char).to_digit(16).ok_or_else(|| invalid("chunk size"))?;
+                        size = size * 16 + u64::from(v);
+                    }
+                    buf.advance(end + 2);
+                    *self = if size == 0 {
+                        Self::Trailers
+                    } else {
+                        Self::Data(size)
+                    };
+                }
+                Self::Data(left) => {
+                    if buf.is_empty() {
+                        return Ok(Decoded::More);
+                    }
+                    let n = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+                    let data = buf.split_to(n).freeze();
+                    let left = left - n as u64;
+                    *self = if left == 0 {
+                        Self::DataEnd
+                    } else {
+                        Self::Data(left)
+                    };
+                    return Ok(Decoded::Data(data));
+                }
+                Self::DataEnd => {
+                    if buf.len() < 2 {
+                        return Ok(Decoded::More);
+                    }
+                    if &buf[..2] != b"\r\n" {
+                        return Err(invalid("missing CRLF after chunk"));
+                    }
+                    buf.advance(2);
+                    *self = Self::Size;
+                }
+                Self::Trailers => {
+                    if buf.starts_with(b"\r\n") {
+                        buf.advance(2);
+                        *self = Self::Done;
+                        return Ok(Decoded::End(None));
+                    }
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        return if buf.len() > MAX_LINE {
+                            Err(invalid("trailers too long"))
+                        } else {
+                            Ok(Decoded::More)
+                        };
+                    };
+                    let section = buf.split_to(end + 4);
+                    *self = Self::Done;
+                    return Ok(Decoded::End(Some(parse_trailers(&section)?)));
+                }
+                Self::Done => return Ok(Decoded::End(None)),
+            }
+        }
+    }
+}
+
+fn parse_trailers(section: &[u8]) -> io::Result<HeaderMap> {
+    let mut raw = [httparse::EMPTY_HEADER; 32];
+    let parsed = match httparse::parse_headers(section, &mut raw) {
+        Ok(httparse::Status::Complete((_, parsed))) => parsed,
+        _ => return Err(invalid("trailers")),
+    };
+    let mut trailers = HeaderMap::with_capacity(parsed.len());
+    for h in parsed {
+        let name = http::HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| invalid("trailer name"))?;
+        let value = http::HeaderValue::from_bytes(h.value).map_err(|_| invalid("trailer value"))?;
+        trailers.append(name, value);
+    }
+    Ok(trailers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `input` one byte at a time; returns the data and the trailers.
+    fn decode_bytewise(input: &[u8]) -> (Vec<u8>, Option<HeaderMap>) {
+        let mut dec = Chunked::Size;
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        for b in input {
+            buf.extend_from_slice(&[*b]);
+            loop {
+                match dec.decode(&mut buf).unwrap() {
+                    Decoded::Data(d) => out.extend_from_slice(&d),
+                    Decoded::End(t) => return (out, t),
+                    Decoded::More => break,
+                }
+            }
+        }
+        panic!("body did not end");
+    }
+
+    #[test]
+    fn decodes_chunks_extensions_and_trailers() {
+        let (data, trailers) = decode_bytewise(b"5;ext=1\r\nhello\r\nA\r\n, world!!!\r\n0\r\n\r\n");
+        assert_eq!(data, b"hello, world!!!");
+        assert!(trailers.is_none());
+
+        let (data, trailers) = decode_bytewise(b"3\r\nabc\r\n0\r\nx-sum: 42\r\n\r\n");
+        assert_eq!(data, b"abc");
+        assert_eq!(trailers.unwrap()["x-sum"], "42");
+    }
+
+    #[test]
+    fn rejects_malformed_chunks() {
+        for bad in [&b"zz\r\n"[..], b"3\r\nabcXY", b"\r\n"] {
+            let mut buf = BytesMut::from(bad);
+            let mut dec = Chunked::Size;
+            let mut result = Ok(Decoded::More);
+            for _ in 0..4 {
+                result = dec.decode(&mut buf);
+                if !matches!(result, Ok(Decoded::Data(_))) {
+                    break;
+                }
+            }
+            assert!(result.is_err(), "{bad:?}");
+        }
+    }
+}

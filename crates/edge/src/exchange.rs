@@ -1,0 +1,163 @@
+//! One request/response exchange on a backend connection: write the head,
+//! stream the client's body while watching for an early response, read
+//! the response head within the upstream timeout.
+
+use crate::response::{self, ResponseHead};
+use crate::upstream::{Conn, READ_BUF};
+use bytes::{Buf, Bytes, BytesMut};
+use http::HeaderMap;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use std::io::{self, Write};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Why an exchange failed.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// No connection could be opened.
+    Connect(io::Error),
+    /// The request head could not be written: nothing reached the backend.
+    NotSent(io::Error),
+    /// The backend failed or sent an invalid response.
+    Upstream(io::Error),
+    /// The backend did not answer within the upstream timeout.
+    Timeout,
+    /// The client's body failed (it went away or sent a malformed body).
+    Client(hyper::Error),
+    /// The client's body exceeded the limit.
+    TooLarge,
+}
+
+/// The client's body, taken when the head is written.
+pub(crate) struct Outgoing<'a> {
+    pub(crate) body: &'a mut Option<Incoming>,
+    pub(crate) chunked: bool,
+}
+
+/// Runs one exchange. On success the response head is parsed and the
+/// connection's buffer holds the start of the body; `conn` is reusable
+/// afterwards only if the whole request was sent (checked by the caller
+/// through `keep_alive`, which is cleared otherwise).
+pub(crate) async fn run(
+    conn: &mut Conn,
+    head: &[u8],
+    outgoing: Outgoing<'_>,
+    timeout: Duration,
+    max_body: u64,
+    head_request: bool,
+) -> Result<ResponseHead, Failure> {
+    conn.stream.write_all(head).await.map_err(Failure::NotSent)?;
+    conn.buf.reserve(READ_BUF);
+    let Some(body) = outgoing.body.take() else {
+        return match tokio::time::timeout(timeout, read_head(&mut conn.stream, &mut conn.buf, head_request))
+            .await
+        {
+            Ok(result) => result.map_err(Failure::Upstream),
+            Err(_) => Err(Failure::Timeout),
+        };
+    };
+
+    let (mut reader, mut writer) = conn.stream.split();
+    let send = send_body(&mut writer, body, outgoing.chunked, max_body);
+    let read = read_head(&mut reader, &mut conn.buf, head_request);
+    let deadline = tokio::time::sleep(Duration::MAX / 4);
+    tokio::pin!(send, read, deadline);
+    let mut sent = false;
+    loop {
+        tokio::select! {
+            biased;
+            result = &mut read => {
+                let mut res = result.map_err(Failure::Upstream)?;
+                // An early answer: the rest of the request was not sent.
+                res.keep_alive &= sent;
+                return Ok(res);
+            }
+            result = &mut send, if !sent => {
+                result?;
+                sent = true;
+                deadline.as_mut().reset(tokio::time::Instant::now() + timeout);
+            }
+            () = &mut deadline, if sent => return Err(Failure::Timeout),
+        }
+    }
+}
+
+/// Reads until a final response head is parsed (skipping `1xx` interim
+/// responses other than `101`).
+async fn read_head<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buf: &mut BytesMut,
+    head_request: bool,
+) -> io::Result<ResponseHead> {
+    loop {
+        if !buf.is_empty() {
+            if let Some(head) = response::parse(buf, head_request)? {
+                if head.status.is_informational() && head.status != http::StatusCode::SWITCHING_PROTOCOLS {
+                    continue;
+                }
+                return Ok(head);
+            }
+        }
+        if buf.capacity() - buf.len() < 1024 {
+            buf.reserve(READ_BUF);
+        }
+        if reader.read_buf(buf).await? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "backend closed the connection before answering",
+            ));
+        }
+    }
+}
+
+/// Streams the client's body to the backend, chunked when its length is
+/// unknown, counting it against `max_body`.
+async fn send_body<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    mut body: Incoming,
+    chunked: bool,
+    max_body: u64,
+) -> Result<(), Failure> {
+    let mut total = 0u64;
+    let mut trailers: Option<HeaderMap> = None;
+    let upstream = Failure::Upstream;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(Failure::Client)?;
+        let data = match frame.into_data() {
+            Ok(data) => data,
+            Err(frame) => {
+                trailers = frame.into_trailers().ok();
+                continue;
+            }
+        };
+        total += data.len() as u64;
+        if total > max_body {
+            return Err(Failure::TooLarge);
+        }
+        if data.is_empty() {
+            continue;
+        }
+        if chunked {
+            let mut size = Vec::with_capacity(18);
+            let _ = write!(size, "{:x}\r\n", data.len());
+            let mut chunk = Bytes::from(size).chain(data).chain(&b"\r\n"[..]);
+            writer.write_all_buf(&mut chunk).await.map_err(upstream)?;
+        } else {
+            let mut data = data;
+            writer.write_all_buf(&mut data).await.map_err(upstream)?;
+        }
+    }
+    if chunked {
+        let mut end = b"0\r\n".to_vec();
+        for (name, value) in trailers.iter().flatten() {
+            end.extend_from_slice(name.as_str().as_bytes());
+            end.extend_from_slice(b": ");
+            end.extend_from_slice(value.as_bytes());
+            end.extend_from_slice(b"\r\n");
+        }
+        end.extend_from_slice(b"\r\n");
+        writer.write_all(&end).await.map_err(upstream)?;
+    }
+    writer.flush().await.map_err(upstream)
+}

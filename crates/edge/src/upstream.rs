@@ -1,0 +1,162 @@
+//! Connections to backends and their keep-alive pool.
+//!
+//! Each worker thread keeps its own pool (a thread-local stack per backend
+//! address, most recently used first), so checking a connection out or in
+//! takes no lock and the socket stays on the runtime that polls it.
+
+use bytes::BytesMut;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+
+/// Initial read buffer of a request to a backend.
+pub(crate) const READ_BUF: usize = 8 * 1024;
+
+/// One keep-alive HTTP/1.1 connection to a backend.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub(crate) addr: SocketAddr,
+    pub(crate) stream: TcpStream,
+    /// Bytes read from the backend and not consumed yet.
+    pub(crate) buf: BytesMut,
+    /// Whether it already carried a request (it may have been closed by
+    /// the backend in the meantime).
+    pub(crate) reused: bool,
+    idle_since: Instant,
+}
+
+impl Conn {
+    /// Opens a connection, within `limit`.
+    pub(crate) async fn connect(addr: SocketAddr, limit: Duration) -> io::Result<Self> {
+        let stream = match tokio::time::timeout(limit, TcpStream::connect(addr)).await {
+            Ok(stream) => stream?,
+            Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
+        };
+        stream.set_nodelay(true)?;
+        Ok(Self {
+            addr,
+            stream,
+            buf: BytesMut::new(),
+            reused: false,
+            idle_since: Instant::now(),
+        })
+    }
+
+    /// Whether the backend has neither closed the connection nor sent
+    /// anything unasked. Costs no syscall unless the socket is readable.
+    fn is_open(&self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.stream.poll_read_ready(&mut cx) {
+            Poll::Pending => true,
+            Poll::Ready(Err(_)) => false,
+            Poll::Ready(Ok(())) => matches!(
+                self.stream.try_read(&mut [0u8; 1]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock
+            ),
+        }
+    }
+}
+
+/// Limits of the keep-alive pool.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PoolLimits {
+    /// Most idle connections per backend on one worker thread.
+    pub(crate) max_idle: usize,
+    /// How long an idle connection is kept.
+    pub(crate) idle_timeout: Duration,
+}
+
+thread_local! {
+    static POOL: RefCell<HashMap<SocketAddr, Vec<Conn>>> = RefCell::new(HashMap::new());
+}
+
+/// An open idle connection to `addr` from this thread's pool.
+pub(crate) fn checkout(addr: SocketAddr, limits: PoolLimits) -> Option<Conn> {
+    POOL.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        let idle = pool.get_mut(&addr)?;
+        while let Some(conn) = idle.pop() {
+            if conn.idle_since.elapsed() < limits.idle_timeout && conn.is_open() {
+                return Some(conn);
+            }
+        }
+        None
+    })
+}
+
+/// Puts a connection whose exchange ended cleanly back in this thread's pool.
+pub(crate) fn checkin(mut conn: Conn, limits: PoolLimits) {
+    // Release the read buffer: idle connections hold no memory of their own.
+    conn.buf = BytesMut::new();
+    conn.reused = true;
+    conn.idle_since = Instant::now();
+    // `try_with`: a body finishing while the thread shuts down just closes.
+    let _ = POOL.try_with(|pool| {
+        let mut pool = pool.borrow_mut();
+        let idle = pool.entry(conn.addr).or_default();
+        if idle.len() < limits.max_idle {
+            idle.push(conn);
+        }
+    });
+}
+
+/// Closes this thread's idle connections that timed out or were closed by
+/// their backend.
+pub(crate) fn sweep(limits: PoolLimits) {
+    POOL.with(|pool| {
+        pool.borrow_mut().retain(|_, idle| {
+            idle.retain(|c| c.idle_since.elapsed() < limits.idle_timeout && c.is_open());
+            !idle.is_empty()
+        });
+    });
+}
+
+/// Number of idle connections to `addr` in this thread's pool.
+#[cfg(test)]
+pub(crate) fn idle_count(addr: SocketAddr) -> usize {
+    POOL.with(|pool| pool.borrow().get(&addr).map_or(0, Vec::len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpListener;
+
+    #[tokio::test]
+    async fn pool_drops_closed_and_expired_connections() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = PoolLimits {
+            max_idle: 2,
+            idle_timeout: Duration::from_secs(60),
+        };
+        let mut accepted = Vec::new();
+        for _ in 0..3 {
+            let conn = Conn::connect(addr, Duration::from_secs(1)).await.unwrap();
+            accepted.push(listener.accept().await.unwrap().0);
+            checkin(conn, limits);
+        }
+        assert_eq!(idle_count(addr), 2, "the pool keeps at most max_idle");
+
+        // The backend closes the most recent one: checkout skips it.
+        let mut last = accepted.remove(1);
+        last.shutdown().await.unwrap();
+        drop(last);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let conn = checkout(addr, limits).expect("the other one is open");
+        assert!(conn.reused);
+        assert_eq!(idle_count(addr), 0);
+
+        checkin(conn, limits);
+        sweep(PoolLimits {
+            idle_timeout: Duration::ZERO,
+            ..limits
+        });
+        assert_eq!(idle_count(addr), 0, "expired connections are swept");
+    }
+}

@@ -1,0 +1,97 @@
+//! The reconciler: compares what should run (the store) with what runs
+//! (the runtime) and repairs the difference, periodically.
+
+use crate::Engine;
+use easydeploy_core::ports::Replica;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Restarts above which a replica is reported as crash-looping.
+const CRASH_LOOP_RESTARTS: i64 = 3;
+
+/// Runs until `shutdown`.
+pub(crate) async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
+    let mut reported: HashMap<String, i64> = HashMap::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(engine.config.reconcile_interval) => {}
+        }
+        if let Err(e) = engine.reconcile(&mut reported).await {
+            tracing::warn!(error = %e, "reconciling failed");
+        }
+    }
+}
+
+impl Engine {
+    /// One pass: for every app with a live release and nothing in flight,
+    /// replaces stopped or missing replicas, removes replicas of ended
+    /// deployments, and reports crash loops as events.
+    pub(crate) async fn reconcile(
+        &self,
+        reported: &mut HashMap<String, i64>,
+    ) -> Result<(), crate::EngineError> {
+        let active = self.store.active_deployment_ids().await?;
+        for live in self.store.live_deployments().await? {
+            let app = &live.app;
+            let lock = self.app_lock(app);
+            let Ok(_guard) = lock.try_lock() else { continue };
+            if self.store.has_in_flight(app).await? {
+                continue;
+            }
+            let Some(spec) = self.release_spec(&live).await? else {
+                continue;
+            };
+            let replicas = self.backends.runtime.status(app).await?;
+            let stale: Vec<Replica> = replicas
+                .iter()
+                .filter(|r| !active.contains(&r.deployment))
+                .map(|r| Replica {
+                    id: r.id.clone(),
+                    name: r.name.clone(),
+                    addr: None,
+                })
+                .collect();
+            if !stale.is_empty() {
+                self.backends.runtime.discard(&stale).await?;
+                tracing::info!(app = %app, removed = stale.len(), "removed replicas of ended deployments");
+            }
+            let mine: Vec<_> = replicas.iter().filter(|r| r.deployment == live.id).collect();
+            for r in &mine {
+                let seen = reported.entry(r.name.clone()).or_default();
+                if r.restarts >= CRASH_LOOP_RESTARTS && r.restarts > *seen {
+                    *seen = r.restarts;
+                    let message = format!("{} is crash-looping: restarted {} times", r.name, r.restarts);
+                    self.store.add_event(app, "crash_loop", &message).await?;
+                }
+            }
+            let running = mine.iter().filter(|r| r.state == "running").count();
+            let broken = mine
+                .iter()
+                .filter(|r| r.state != "running" && r.state != "restarting")
+                .count();
+            if running + mine.iter().filter(|r| r.state == "restarting").count() != spec.replicas as usize
+                || broken > 0
+            {
+                match self.backends.runtime.adopt(&spec).await {
+                    Ok(serving) => {
+                        let message = format!(
+                            "{} replica(s) were running of {} wanted; now serving {}",
+                            running,
+                            spec.replicas,
+                            serving.len()
+                        );
+                        tracing::info!(app = %app, %message, "healed");
+                        self.store.add_event(app, "replaced", &message).await?;
+                    }
+                    Err(e) => {
+                        let message = format!("could not replace replicas: {e}");
+                        self.store.add_event(app, "heal_failed", &message).await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
