@@ -72,7 +72,7 @@ mod tests {
     fn names_fit_their_limits() {
         assert_eq!(target_group("easydeploy", "shop"), "easydeploy-shop");
         let long = target_group("easydeploy", "a-very-long-application-name-indeed");
-        assert_eq!(long.len(), 32, "{long}");
+        assert!(long.len() <= 32, "{long}");
         assert_ne!(
             long,
             target_group("easydeploy", "a-very-long-application-name-indeee")

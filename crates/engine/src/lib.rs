@@ -204,13 +204,18 @@ impl Engine {
 
     /// The release a live deployment runs, if it got as far as an image.
     pub async fn release_spec(&self, deployment: &Deployment) -> Result<Option<ReleaseSpec>, EngineError> {
-        let Some(image) = deployment.image.clone() else {
+        let Some(image) = deployment
+            .image
+            .clone()
+            .or_else(|| deployment.reuse_image.clone())
+        else {
             return Ok(None);
         };
         let app = self.store.app(&deployment.app).await?;
-        let port = match deployment.settings.port {
-            Some(port) => port,
-            None => {
+        let port = match (deployment.port, deployment.settings.port) {
+            (Some(port), _) => easydeploy_core::Port::new(port),
+            (None, Some(port)) => port,
+            (None, None) => {
                 let detected = deployment
                     .framework
                     .as_deref()
@@ -218,7 +223,10 @@ impl Engine {
                 easydeploy_core::Port::new(detected.map_or(8080, |f| f.defaults().port))
             }
         };
-        Ok(Some(self.spec(&app.tenant, deployment, image, port)))
+        let mut spec = self.spec(&app.tenant, deployment, image, port);
+        // Scaling changes the app's replica count after the deployment was made.
+        spec.replicas = app.settings.replicas.get();
+        Ok(Some(spec))
     }
 
     fn spec(

@@ -355,6 +355,7 @@ impl Run<'_> {
                 &d.id,
                 &DeploymentFacts {
                     image: Some(reference.clone()),
+                    port: Some(files.port.get()),
                     ..Default::default()
                 },
             )

@@ -3,6 +3,7 @@
 
 use super::EcsRuntime;
 use crate::error::{aws_error, code_of, err};
+use aws_sdk_applicationautoscaling::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_applicationautoscaling::types::{
     MetricType, PolicyType, PredefinedMetricSpecification, ScalableDimension, ServiceNamespace,
     TargetTrackingScalingPolicyConfiguration,
@@ -100,7 +101,7 @@ pub(crate) async fn remove(runtime: &EcsRuntime, app: &AppName) -> BackendResult
             .await;
         match deleted {
             Ok(_) => {}
-            Err(e) if code_of(&e) == Some("ObjectNotFoundException") => {}
+            Err(e) if absent(&e) => {}
             Err(e) => return Err(aws_error(&format!("delete the scaling policy {name}"), e)),
         }
     }
@@ -113,7 +114,23 @@ pub(crate) async fn remove(runtime: &EcsRuntime, app: &AppName) -> BackendResult
         .await;
     match deregistered {
         Ok(_) => Ok(()),
-        Err(e) if code_of(&e) == Some("ObjectNotFoundException") => Ok(()),
+        Err(e) if absent(&e) => Ok(()),
         Err(e) => Err(aws_error("deregister the app's auto-scaling target", e)),
+    }
+}
+
+/// Whether the policy or target does not exist (AWS says ObjectNotFound;
+/// some implementations a ValidationException naming it).
+fn absent<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    match code_of(e) {
+        Some("ObjectNotFoundException") => true,
+        Some("ValidationException") => {
+            let message = match e {
+                SdkError::ServiceError(s) => s.err().message().unwrap_or_default().to_ascii_lowercase(),
+                _ => String::new(),
+            };
+            message.contains("no scaling policy found") || message.contains("no scalable target")
+        }
+        _ => false,
     }
 }

@@ -291,3 +291,80 @@ pub fn busybox_app_with(index_html: &str, cmd: &str, extra: &str) -> Vec<(&'stat
 pub fn path_of(dir: &tempfile::TempDir) -> PathBuf {
     dir.path().to_path_buf()
 }
+
+/// Steady load through the edge proxy: `concurrency` clients in a loop.
+pub struct Load {
+    stop: tokio_util::sync::CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<Vec<Outcome>>>,
+}
+
+/// One request's result.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub at: Instant,
+    pub result: Result<(u16, String), String>,
+}
+
+impl Load {
+    /// Stops the clients and returns every outcome, oldest first.
+    pub async fn finish(self) -> Vec<Outcome> {
+        self.stop.cancel();
+        let mut all = Vec::new();
+        for task in self.tasks {
+            all.extend(task.await.unwrap());
+        }
+        all.sort_by_key(|o| o.at);
+        all
+    }
+}
+
+/// Failed requests among outcomes (transport errors and non-2xx).
+pub fn failures(outcomes: &[Outcome]) -> Vec<String> {
+    outcomes
+        .iter()
+        .filter_map(|o| match &o.result {
+            Ok((200, _)) => None,
+            Ok((status, body)) => Some(format!("{status}: {body}")),
+            Err(e) => Some(e.clone()),
+        })
+        .collect()
+}
+
+impl TestServer {
+    /// Starts `concurrency` clients requesting `/` of the app, pausing
+    /// `pause` between requests.
+    pub fn load(&self, app: &str, concurrency: usize, pause: Duration) -> Load {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let tasks = (0..concurrency)
+            .map(|_| {
+                let (stop, proxy, host) = (stop.clone(), self.proxy, format!("{app}.localhost"));
+                let http = reqwest::Client::builder()
+                    .timeout(Duration::from_secs(10))
+                    .build()
+                    .unwrap();
+                tokio::spawn(async move {
+                    let mut outcomes = Vec::new();
+                    while !stop.is_cancelled() {
+                        let at = Instant::now();
+                        let result = match http
+                            .get(format!("http://{proxy}/"))
+                            .header("host", &host)
+                            .send()
+                            .await
+                        {
+                            Ok(r) => {
+                                let status = r.status().as_u16();
+                                r.text().await.map(|t| (status, t)).map_err(|e| e.to_string())
+                            }
+                            Err(e) => Err(format!("{e:?}")),
+                        };
+                        outcomes.push(Outcome { at, result });
+                        tokio::time::sleep(pause).await;
+                    }
+                    outcomes
+                })
+            })
+            .collect();
+        Load { stop, tasks }
+    }
+}
