@@ -37,6 +37,12 @@ pub struct SettingsInput {
     pub health_path: Option<String>,
     /// Seconds a new replica may take to pass its first health check (1-3600).
     pub health_grace_secs: Option<i64>,
+    /// Milliseconds between health checks (10-60000).
+    pub health_interval_ms: Option<i64>,
+    /// Milliseconds one health check may take (10-60000).
+    pub health_timeout_ms: Option<i64>,
+    /// Consecutive passing checks before a new replica takes traffic (1-10).
+    pub healthy_threshold: Option<i64>,
 }
 
 impl SettingsInput {
@@ -119,6 +125,41 @@ impl SettingsInput {
                 ));
             }
             settings.health_grace_secs = Some(grace as u64);
+        }
+        let ranged =
+            |value: Option<i64>, range: std::ops::RangeInclusive<i64>, code: &'static str, what: &str| {
+                match value {
+                    Some(v) if !range.contains(&v) => Err(ApiError::new(
+                        axum::http::StatusCode::BAD_REQUEST,
+                        code,
+                        format!("{what} must be between {} and {}", range.start(), range.end()),
+                    )),
+                    other => Ok(other),
+                }
+            };
+        if let Some(v) = ranged(
+            self.health_interval_ms,
+            10..=60_000,
+            "invalid_health_interval",
+            "the health check interval (ms)",
+        )? {
+            settings.health_interval_ms = Some(v as u64);
+        }
+        if let Some(v) = ranged(
+            self.health_timeout_ms,
+            10..=60_000,
+            "invalid_health_timeout",
+            "the health check timeout (ms)",
+        )? {
+            settings.health_timeout_ms = Some(v as u64);
+        }
+        if let Some(v) = ranged(
+            self.healthy_threshold,
+            1..=10,
+            "invalid_healthy_threshold",
+            "the healthy threshold",
+        )? {
+            settings.healthy_threshold = Some(v as u32);
         }
         Ok(settings)
     }

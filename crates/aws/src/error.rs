@@ -131,6 +131,11 @@ where
     move |e| aws_error(what, e)
 }
 
+/// Unwraps an SDK builder result (a required field left out is a bug here).
+pub(crate) fn built<T>(result: Result<T, aws_sdk_s3::error::BuildError>) -> Result<T, BackendError> {
+    result.map_err(|e| BackendError::permanent(format!("an AWS request could not be built: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,9 +160,4 @@ mod tests {
             "cannot create the service shop: bad subnet (ClientException)"
         );
     }
-}
-
-/// Unwraps an SDK builder result (a required field left out is a bug here).
-pub(crate) fn built<T>(result: Result<T, aws_sdk_s3::error::BuildError>) -> Result<T, BackendError> {
-    result.map_err(|e| BackendError::permanent(format!("an AWS request could not be built: {e}")))
 }

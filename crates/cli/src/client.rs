@@ -170,6 +170,15 @@ pub struct DeployArgs {
     /// Seconds a new replica may take to pass its first health check.
     #[arg(long)]
     pub health_grace: Option<i64>,
+    /// Milliseconds between health checks.
+    #[arg(long)]
+    pub health_interval_ms: Option<i64>,
+    /// Milliseconds one health check may take.
+    #[arg(long)]
+    pub health_timeout_ms: Option<i64>,
+    /// Consecutive passing checks before a new replica takes traffic.
+    #[arg(long)]
+    pub healthy_threshold: Option<i64>,
     /// Show the build log as it happens.
     #[arg(long, short = 'v')]
     pub build_log: bool,
@@ -202,6 +211,9 @@ pub async fn deploy(client: &Client, args: DeployArgs) -> anyhow::Result<()> {
         ("replicas", args.replicas.map(Value::from)),
         ("health_path", args.health_path.map(Value::from)),
         ("health_grace_secs", args.health_grace.map(Value::from)),
+        ("health_interval_ms", args.health_interval_ms.map(Value::from)),
+        ("health_timeout_ms", args.health_timeout_ms.map(Value::from)),
+        ("healthy_threshold", args.healthy_threshold.map(Value::from)),
         (
             "env",
             (!args.env.is_empty()).then(|| Value::from(args.env.clone())),

@@ -214,3 +214,71 @@ fn a_killed_server_restarts_without_stuck_deployments_or_orphans() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+#[test]
+fn sigterm_stops_the_server_gracefully_and_leaves_apps_running() {
+    let data = tempfile::tempdir().unwrap();
+    let (mut server, url, _) = start_server(data.path());
+    let token = std::fs::read_to_string(data.path().join("admin.token"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let api = Api {
+        url,
+        token,
+        http: reqwest::blocking::Client::new(),
+    };
+    let app = unique("graceful");
+    let repo = git_repo(&busybox_app("still here"));
+    api.call(
+        reqwest::Method::POST,
+        "/apps",
+        Some(json!({"name": app, "source": repo.path()})),
+    );
+    let id = api.deploy(&app);
+    api.wait(&id, &["live"]);
+
+    let term = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = server.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server stops within 20 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "a graceful stop exits 0: {status:?}");
+    let running = Command::new("docker")
+        .args([
+            "ps",
+            "--filter",
+            &format!("label=easydeploy.app={app}"),
+            "--format",
+            "{{.Names}}",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&running.stdout).lines().count(),
+        1,
+        "the app kept running"
+    );
+
+    let (mut server, url, proxy) = start_server(data.path());
+    assert_eq!(
+        fetch(proxy, &app),
+        (200, "still here".into()),
+        "served again after the restart"
+    );
+    let api = Api { url, ..api };
+    api.call(reqwest::Method::DELETE, &format!("/apps/{app}"), None);
+    server.kill().unwrap();
+    server.wait().unwrap();
+}

@@ -38,6 +38,15 @@ pub struct AppSettings {
     /// Seconds a new replica may take to pass its first health check (server default when unset).
     #[serde(default)]
     pub health_grace_secs: Option<u64>,
+    /// Milliseconds between health checks (server default when unset).
+    #[serde(default)]
+    pub health_interval_ms: Option<u64>,
+    /// Milliseconds one health check may take (server default when unset).
+    #[serde(default)]
+    pub health_timeout_ms: Option<u64>,
+    /// Consecutive passing checks before a new replica takes traffic (default 1).
+    #[serde(default)]
+    pub healthy_threshold: Option<u32>,
     /// Target-tracking autoscaling, when enabled.
     #[serde(default)]
     pub autoscale: Option<Autoscale>,
@@ -104,6 +113,9 @@ impl AppSettings {
             replicas: Replicas::default(),
             health_path: default_health_path(),
             health_grace_secs: None,
+            health_interval_ms: None,
+            health_timeout_ms: None,
+            healthy_threshold: None,
             autoscale: None,
         }
     }

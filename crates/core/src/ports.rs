@@ -161,6 +161,8 @@ pub struct HealthCheck {
     pub timeout: Duration,
     /// Pause between checks.
     pub interval: Duration,
+    /// Consecutive passing checks before a replica takes traffic.
+    pub healthy_threshold: u32,
 }
 
 impl Default for HealthCheck {
@@ -170,6 +172,7 @@ impl Default for HealthCheck {
             grace: Duration::from_secs(60),
             timeout: Duration::from_secs(2),
             interval: Duration::from_millis(100),
+            healthy_threshold: 1,
         }
     }
 }

@@ -293,6 +293,7 @@ impl Runtime for DockerRuntime {
     async fn verify(&self, release: &ReleaseSpec, replicas: &[Replica]) -> BackendResult<()> {
         let deadline = Instant::now() + release.health.grace;
         let mut healthy = HashSet::new();
+        let mut passes = vec![0u32; replicas.len()];
         let mut last = (0, "was not checked".to_owned());
         loop {
             for (i, replica) in replicas.iter().enumerate() {
@@ -301,8 +302,12 @@ impl Runtime for DockerRuntime {
                 }
                 let mut why = String::new();
                 if self.check(release, replica, &mut why).await? {
-                    healthy.insert(i);
+                    passes[i] += 1;
+                    if passes[i] >= release.health.healthy_threshold.max(1) {
+                        healthy.insert(i);
+                    }
                 } else {
+                    passes[i] = 0;
                     last = (i, why);
                 }
             }

@@ -212,7 +212,12 @@ async fn chunked_bodies_stream_both_ways() {
 
 #[tokio::test]
 async fn backend_connections_are_pooled_and_stale_ones_skipped() {
-    let edge = edge().await;
+    // One worker thread: one pool.
+    let edge = start_edge(EdgeConfig {
+        threads: 1,
+        ..EdgeConfig::default()
+    })
+    .await;
     let (up, accepted) = upstream_counted("a").await;
     edge.proxy.set_backends("app", vec![up]);
 
@@ -348,7 +353,7 @@ async fn h2c_streams_request_and_response_bodies() {
             .unwrap();
     tokio::spawn(conn);
     let req = Request::post("http://app.localhost/count")
-        .body(Full::from(vec![1u8; 100_000]))
+        .body(Full::<Bytes>::from(vec![1u8; 100_000]))
         .unwrap();
     let answer = read(sender.send_request(req).await.unwrap()).await;
     assert_eq!(answer.body, "100000");

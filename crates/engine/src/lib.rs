@@ -238,8 +238,18 @@ impl Engine {
     ) -> ReleaseSpec {
         let mut health = self.config.health.clone();
         health.path = deployment.settings.health_path.clone();
-        if let Some(grace) = deployment.settings.health_grace_secs {
+        let s = &deployment.settings;
+        if let Some(grace) = s.health_grace_secs {
             health.grace = Duration::from_secs(grace.max(1));
+        }
+        if let Some(ms) = s.health_interval_ms {
+            health.interval = Duration::from_millis(ms.max(10));
+        }
+        if let Some(ms) = s.health_timeout_ms {
+            health.timeout = Duration::from_millis(ms.max(10));
+        }
+        if let Some(n) = s.healthy_threshold {
+            health.healthy_threshold = n.max(1);
         }
         ReleaseSpec {
             tenant: Tenant {

@@ -93,7 +93,7 @@ pub(crate) async fn find_rule(runtime: &EcsRuntime, app: &AppName) -> BackendRes
         r.conditions()
             .iter()
             .filter_map(|c| c.host_header_config())
-            .any(|h| h.values().iter().any(|v| *v == host))
+            .any(|h| h.values().contains(&host))
     }))
 }
 
