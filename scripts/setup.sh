@@ -16,6 +16,8 @@
 # 4. Builds the base images (scripts/build-base-images.sh; skips existing ones).
 # 5. Lets root use this checkout with git when another user owns it
 #    (git's safe.directory), so deploying the repository itself works under sudo.
+# 6. Installs moto (the AWS stand-in the AWS tests start) in a venv at
+#    /opt/easydeploy-moto (`pip install 'moto[server]'`), unless present.
 #
 # Runs as root; as another user it uses sudo for the steps that need root.
 # Exits non-zero with a message naming what failed.
@@ -133,6 +135,22 @@ if [ -d "$REPO_ROOT/.git" ] && [ "$(stat -c %u "$REPO_ROOT")" != "$(id -u)" ]; t
     say "git: trusting $REPO_ROOT (owned by another user) in $(id -un)'s git config"
     git config --global --add safe.directory "$REPO_ROOT"
   fi
+fi
+
+# --- 6. moto (AWS tests) -------------------------------------------------------
+MOTO_VENV=/opt/easydeploy-moto
+if [ -x "$MOTO_VENV/bin/moto_server" ]; then
+  say "moto: present in $MOTO_VENV"
+else
+  if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    say "installing python3-venv"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv ||
+      die "apt-get install python3-venv failed"
+  fi
+  say "moto: installing moto[server] in $MOTO_VENV"
+  as_root python3 -m venv "$MOTO_VENV" || die "cannot create the venv $MOTO_VENV"
+  as_root "$MOTO_VENV/bin/pip" install -q 'moto[server]' ||
+    die "pip install 'moto[server]' failed (is PyPI reachable?)"
 fi
 
 say "ready"

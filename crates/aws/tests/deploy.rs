@@ -248,7 +248,10 @@ async fn deploy_redeploy_scale_and_destroy_on_aws() {
         let mut private = infra.private_subnet_ids.clone();
         private.sort();
         assert_eq!(subnets, private);
-        assert_eq!(network.security_groups(), [infra.tasks_security_group_id.clone()]);
+        assert_eq!(
+            network.security_groups(),
+            std::slice::from_ref(&infra.tasks_security_group_id)
+        );
     }
     if let Some(breaker) = service
         .deployment_configuration()

@@ -149,12 +149,15 @@ impl Intercept for Fault {
     }
 }
 
+/// Status, reason, repository and tag of the next build.
+pub type NextBuild = (BuildStatus, Option<String>, String, String);
+
 /// Build outcomes decided by the test: on success it puts a (fake) image in
 /// ECR as CodeBuild's buildspec would.
 pub struct InjectedBuilds {
     pub ecr: aws_sdk_ecr::Client,
     /// The next build's outcome and the (repository, tag) it pushes.
-    pub next: Mutex<Option<(BuildStatus, Option<String>, String, String)>>,
+    pub next: Mutex<Option<NextBuild>>,
 }
 
 impl InjectedBuilds {
