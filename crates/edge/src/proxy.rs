@@ -139,14 +139,15 @@ impl EdgeProxy {
         };
         let mut head = Vec::with_capacity(512);
         let res = match self.prepare(&mut head, &parts, body, on_upgrade, &fwd) {
-            Ok(prepared) => self.forward(&pool, app.as_str(), &head, prepared).await,
-            Err(res) => res,
+            Some(prepared) => self.forward(&pool, app.as_str(), &head, prepared).await,
+            None => pages::too_large(self.config.max_body_bytes),
         };
         pool.counters.response(res.status());
         res
     }
 
-    /// Checks the request and writes the head the backends get.
+    /// Writes the head the backends get; `None` when the body is declared
+    /// larger than the limit.
     fn prepare(
         &self,
         head: &mut Vec<u8>,
@@ -154,7 +155,7 @@ impl EdgeProxy {
         body: Incoming,
         on_upgrade: Option<OnUpgrade>,
         fwd: &Forwarding<'_>,
-    ) -> Result<Prepared, Response<ProxyBody>> {
+    ) -> Option<Prepared> {
         let hint = body.size_hint();
         let framing = match hint.exact() {
             _ if body.is_end_stream() => RequestBody::Empty,
@@ -162,13 +163,13 @@ impl EdgeProxy {
             None => RequestBody::Chunked,
         };
         if hint.lower() > self.config.max_body_bytes {
-            return Err(pages::too_large(self.config.max_body_bytes));
+            return None;
         }
         let upgrade = (parts.version == Version::HTTP_11 && connection_lists(&parts.headers, "upgrade"))
             .then(|| parts.headers.get(UPGRADE))
             .flatten();
         write_request_head(head, parts, framing, upgrade, fwd);
-        Ok(Prepared {
+        Some(Prepared {
             replayable: is_idempotent(&parts.method) && framing == RequestBody::Empty,
             head_request: parts.method == Method::HEAD,
             framing,

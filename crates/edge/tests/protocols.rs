@@ -93,7 +93,7 @@ async fn expect_100_continue_is_answered_before_the_body() {
     stream.write_all(b"hello").await.unwrap();
     let (head, mut body) = read_raw_head(&mut stream).await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    while body.len() < 1 {
+    while body.is_empty() {
         let mut buf = [0u8; 16];
         let n = stream.read(&mut buf).await.unwrap();
         body.extend_from_slice(&buf[..n]);

@@ -31,7 +31,14 @@ async fn one_gib_each_way_with_bounded_memory() {
         .header("host", "app.localhost")
         .body(Repeat::new(1 << 20))
         .unwrap();
-    client.request(req).await.unwrap().into_body().collect().await.unwrap();
+    client
+        .request(req)
+        .await
+        .unwrap()
+        .into_body()
+        .collect()
+        .await
+        .unwrap();
     let before = peak_rss();
 
     let req = Request::post(format!("http://{}/count", edge.addr))
