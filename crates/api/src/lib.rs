@@ -30,6 +30,8 @@ pub struct ApiState {
     pub apps_domain: String,
     /// Port of the edge proxy in app URLs (omitted when 80).
     pub proxy_port: u16,
+    /// Per-app request counters (the edge proxy), for `/metrics`.
+    pub load: Option<Arc<dyn easydeploy_core::ports::LoadMetrics>>,
 }
 
 impl ApiState {

@@ -51,6 +51,9 @@ enum Command {
     },
     /// List the supported frameworks.
     Frameworks,
+    /// AWS: create or adopt the shared infrastructure.
+    #[command(subcommand)]
+    Aws(easydeploy::aws::AwsCommand),
     /// List an app's releases.
     Releases {
         /// App name.
@@ -158,9 +161,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         running.stop().await;
         return Ok(());
     }
+    if let Command::Aws(command) = cli.command {
+        return easydeploy::aws::run(command).await;
+    }
     let client = Client::new(&cli.client)?;
     match cli.command {
-        Command::Server(_) => unreachable!("handled above"),
+        Command::Server(_) | Command::Aws(_) => unreachable!("handled above"),
         Command::Deploy(args) => client::deploy(&client, *args).await,
         Command::Apps => client::apps(&client).await,
         Command::Status { app } => client::status(&client, &app).await,

@@ -18,6 +18,9 @@ use tokio_util::sync::CancellationToken;
 /// `easydeploy server` settings; every flag has an `EASYDEPLOY_*` variable.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerConfig {
+    /// Where apps run: `docker` (this machine) or `aws` (ECS; run `easydeploy aws bootstrap` first).
+    #[arg(long, env = "EASYDEPLOY_RUNTIME", default_value = "docker", value_parser = ["docker", "aws"])]
+    pub runtime: String,
     /// Where state, artifacts, workspaces and the admin token live.
     #[arg(long, env = "EASYDEPLOY_DATA_DIR", default_value = ".easydeploy")]
     pub data_dir: PathBuf,
@@ -80,6 +83,12 @@ impl easydeploy_core::ports::LoadMetrics for EdgeLoad {
     fn requests_total(&self, app: &str) -> Option<u64> {
         self.0.app_stats(app).map(|s| s.requests)
     }
+
+    fn responses_by_class(&self, app: &str) -> Option<[u64; 4]> {
+        self.0
+            .app_stats(app)
+            .map(|s| [s.responses_2xx, s.responses_3xx, s.responses_4xx, s.responses_5xx])
+    }
 }
 
 /// A started server.
@@ -115,9 +124,6 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     let store = Store::open(&data_dir.join("state.db"))
         .await
         .context("cannot open the state database")?;
-    let docker = easydeploy_docker::connect()
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let ca_bundle = match &config.build_ca_bundle {
         Some(path) => Some(
             std::fs::read(path)
@@ -130,20 +136,9 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         apps_domain: config.apps_domain.clone(),
         ..EdgeConfig::default()
     });
-    let backends = Backends {
-        tenants: Arc::new(easydeploy_docker::DockerTenants::new(docker.clone())),
-        source: Arc::new(easydeploy_git::GitFetcher::new()),
-        builder: Arc::new(easydeploy_docker::DockerBuilder::new(docker.clone())),
-        registry: Arc::new(easydeploy_docker::DockerRegistry::new(docker.clone())),
-        runtime: Arc::new(
-            easydeploy_docker::DockerRuntime::new(
-                docker,
-                edge.clone(),
-                Duration::from_secs(config.drain_timeout),
-            )
-            .with_instance(instance_id(data_dir)?),
-        ),
-        artifacts: Arc::new(FileArtifacts::new(data_dir.join("artifacts"))),
+    let backends = match config.runtime.as_str() {
+        "aws" => crate::aws::backends(data_dir, &config.apps_domain).await?,
+        _ => docker_backends(&config, &edge).await?,
     };
     let mut engine_config = EngineConfig::new(data_dir);
     if let Some(workers) = config.workers {
@@ -161,7 +156,8 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     engine_config.reconcile_interval = Duration::from_secs(config.reconcile_interval.max(1));
     engine_config.scale_in_delay = Duration::from_secs(config.scale_in_delay);
     let engine = Engine::new(store, backends, engine_config);
-    engine.set_load_metrics(Arc::new(EdgeLoad(edge.clone())));
+    let load: Arc<dyn easydeploy_core::ports::LoadMetrics> = Arc::new(EdgeLoad(edge.clone()));
+    engine.set_load_metrics(Arc::clone(&load));
 
     let proxy_listener = tokio::net::TcpListener::bind(config.proxy_addr)
         .await
@@ -186,6 +182,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         token: Arc::new(token),
         apps_domain: config.apps_domain.clone(),
         proxy_port: proxy_addr.port(),
+        load: Some(load),
     };
     let router = easydeploy_api::router(state);
     let api_shutdown = shutdown.clone();
@@ -227,4 +224,26 @@ fn rand_u64() -> u64 {
             .map_or(0, |d| d.as_nanos()),
     );
     h.finish()
+}
+
+/// The embedded defaults: Docker engine, edge proxy, files under the data dir.
+async fn docker_backends(config: &ServerConfig, edge: &Arc<EdgeProxy>) -> anyhow::Result<Backends> {
+    let docker = easydeploy_docker::connect()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let data_dir = &config.data_dir;
+    let runtime = easydeploy_docker::DockerRuntime::new(
+        docker.clone(),
+        edge.clone(),
+        Duration::from_secs(config.drain_timeout),
+    )
+    .with_instance(instance_id(data_dir)?);
+    Ok(Backends {
+        tenants: Arc::new(easydeploy_docker::DockerTenants::new(docker.clone())),
+        source: Arc::new(easydeploy_git::GitFetcher::new()),
+        builder: Arc::new(easydeploy_docker::DockerBuilder::new(docker.clone())),
+        registry: Arc::new(easydeploy_docker::DockerRegistry::new(docker)),
+        runtime: Arc::new(runtime),
+        artifacts: Arc::new(FileArtifacts::new(data_dir.join("artifacts"))),
+    })
 }

@@ -342,4 +342,9 @@ pub trait TrafficSwitch: Send + Sync {
 pub trait LoadMetrics: Send + Sync {
     /// Requests the app has received since the process started, if known.
     fn requests_total(&self, app: &str) -> Option<u64>;
+
+    /// Responses by status class (2xx, 3xx, 4xx, 5xx) since the process started, if known.
+    fn responses_by_class(&self, _app: &str) -> Option<[u64; 4]> {
+        None
+    }
 }

@@ -162,6 +162,14 @@ impl DockerRuntime {
                     maximum_retry_count: None,
                 }),
                 network_mode: Some(network.to_owned()),
+                // Bounded output per replica: 3 files of 10 MB.
+                log_config: Some(bollard::models::HostConfigLogConfig {
+                    typ: Some("json-file".into()),
+                    config: Some(HashMap::from([
+                        ("max-size".to_owned(), "10m".to_owned()),
+                        ("max-file".to_owned(), "3".to_owned()),
+                    ])),
+                }),
                 ..Default::default()
             }),
             ..Default::default()

@@ -70,7 +70,9 @@ impl ArtifactStore for FileArtifacts {
             .open(&path)
             .await
             .map_err(|e| io_error(&path, e))?;
-        file.write_all(bytes).await.map_err(|e| io_error(&path, e))
+        file.write_all(bytes).await.map_err(|e| io_error(&path, e))?;
+        // tokio writes in the background: wait until the bytes reached the file.
+        file.flush().await.map_err(|e| io_error(&path, e))
     }
 
     async fn get(&self, deployment: &str, name: &str, offset: u64) -> BackendResult<Option<Vec<u8>>> {

@@ -279,7 +279,7 @@ impl Store {
             "SELECT d.id FROM deployments d WHERE d.state = 'queued' AND NOT EXISTS ( \
                SELECT 1 FROM deployments o WHERE o.app = d.app AND o.state NOT IN \
                ('queued', 'live', 'failed', 'superseded', 'rolled_back', 'cancelled')) \
-             ORDER BY d.created_at, d.number LIMIT 1",
+             ORDER BY d.rowid LIMIT 1",
         )
         .fetch_optional(&mut *tx)
         .await?;

@@ -5,10 +5,12 @@
 mod apps;
 mod artifacts;
 mod deployments;
+mod stats;
 
 pub use apps::App;
 pub use artifacts::FileArtifacts;
 pub use deployments::{Deployment, DeploymentFacts, DeploymentKind, Event, NewDeployment, Transition};
+pub use stats::{DeployStats, StepStats};
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;

@@ -244,3 +244,47 @@ async fn releases_are_numbered_and_a_rollback_marks_what_it_replaced() {
     store.add_event(&app, "scale", "scaled to 2").await.unwrap();
     assert_eq!(store.events(&app, 10).await.unwrap()[0].message, "scaled to 2");
 }
+
+#[tokio::test]
+async fn statistics_count_outcomes_and_time_steps() {
+    let (_d, store) = store().await;
+    let app = name("shop");
+    store.create_app(&app, "t", &settings()).await.unwrap();
+    // One that goes live, one that fails while building.
+    let ok = store
+        .enqueue(&app, &settings(), &NewDeployment::build(None))
+        .await
+        .unwrap();
+    store.claim("w", 30_000).await.unwrap().unwrap();
+    let mut s = S::PreparingTenant;
+    while s != S::Verifying {
+        s = s.next().unwrap();
+        store.advance(&ok.id, "w", s, None).await.unwrap();
+    }
+    store.go_live(&ok.id, "w").await.unwrap();
+    let bad = store
+        .enqueue(&app, &settings(), &NewDeployment::build(None))
+        .await
+        .unwrap();
+    store.claim("w", 30_000).await.unwrap().unwrap();
+    store
+        .advance(&bad.id, "w", S::FetchingSource, None)
+        .await
+        .unwrap();
+    store.fail(&bad.id, "w", "boom").await.unwrap();
+
+    let stats = store
+        .deploy_stats(Some(std::slice::from_ref(&app)))
+        .await
+        .unwrap();
+    assert_eq!(stats.total, 2);
+    assert_eq!(stats.by_state.get("live"), Some(&1));
+    assert_eq!(stats.by_state.get("failed"), Some(&1));
+    assert_eq!(stats.success_rate, Some(0.5));
+    assert_eq!(stats.steps["building"].count, 1);
+    assert_eq!(stats.steps["fetching_source"].count, 2);
+    assert!(stats.steps["queued"].p95_secs >= 0.0);
+    assert_eq!(stats.per_day.values().sum::<u64>(), 2);
+    let other = store.deploy_stats(Some(&[name("other")])).await.unwrap();
+    assert_eq!((other.total, other.success_rate), (0, None));
+}

@@ -25,6 +25,7 @@ pub fn test_config(data_dir: &Path) -> ServerConfig {
     let env = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
     let ca = Path::new("/etc/ssl/certs/ca-certificates.crt");
     ServerConfig {
+        runtime: "docker".into(),
         data_dir: data_dir.to_path_buf(),
         api_addr: "127.0.0.1:0".parse().unwrap(),
         proxy_addr: "127.0.0.1:0".parse().unwrap(),

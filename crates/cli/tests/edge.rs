@@ -1,0 +1,223 @@
+//! End to end through the edge proxy of a real server, to an app deployed
+//! by the platform: forwarding headers, a WebSocket upgrade, large bodies
+//! streamed both ways with the proxy's memory bounded, 413 on a body
+//! declared too large.
+//!
+//! The app is a FROM-scratch busybox image whose `nc -ll` runs a shell
+//! script per connection: it echoes the request headers, streams
+//! `/download/N` zero bytes, counts the bytes POSTed to `/count`, and
+//! answers a WebSocket handshake (computing `Sec-WebSocket-Accept` with
+//! `sha1sum`/`base64`) before echoing every byte back with `cat`.
+
+mod support;
+
+use std::time::Duration;
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const SCRIPT: &str = r#"cr=$(printf '\r')
+read -r method path version
+headers=""; key=""; length=0
+while IFS= read -r line; do
+  line=${line%$cr}
+  [ -z "$line" ] && break
+  headers="$headers$line
+"
+  name=$(echo "${line%%:*}" | /busybox tr A-Z a-z)
+  value=${line#*: }
+  case "$name" in
+    sec-websocket-key) key=$value ;;
+    content-length) length=$value ;;
+  esac
+done
+if [ -n "$key" ]; then
+  hex=$(printf '%s258EAFA5-E914-47DA-95CA-C5AB0DC85B11' "$key" | /busybox sha1sum | /busybox cut -c1-40 | /busybox sed 's/../\\x&/g')
+  accept=$(printf "$hex" | /busybox base64)
+  printf 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n' "$accept"
+  exec /busybox cat
+fi
+case "$path" in
+  /download/*)
+    n=${path#/download/}
+    printf 'HTTP/1.1 200 OK\r\nContent-Length: %s\r\nConnection: close\r\n\r\n' "$n"
+    exec /busybox head -c "$n" /dev/zero ;;
+  /count) body=$(/busybox head -c "$length" | /busybox wc -c) ;;
+  *) body="$headers" ;;
+esac
+printf 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %s\r\nConnection: close\r\n\r\n%s' "${#body}" "$body"
+"#;
+
+/// Files of the app: busybox, the script, a Dockerfile running `nc -ll`.
+fn script_app() -> Vec<(&'static str, Vec<u8>)> {
+    let mut files = busybox_app_with(
+        "unused",
+        r#"CMD ["/busybox", "nc", "-ll", "-p", "8080", "-e", "/busybox", "sh", "/app.sh"]"#,
+        "COPY app.sh /app.sh\n",
+    );
+    files.push(("app.sh", SCRIPT.as_bytes().to_vec()));
+    files
+}
+
+/// Peak resident memory of this process (`VmHWM`) in bytes: the server,
+/// its edge proxy and this test's client.
+fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+}
+
+/// Sends a raw request head; returns the connection and the response head.
+async fn raw(server: &TestServer, head: &str) -> (TcpStream, String, Vec<u8>) {
+    let mut stream = TcpStream::connect(server.proxy).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let (head, rest) = read_head(&mut stream).await;
+    (stream, head, rest)
+}
+
+async fn read_head(stream: &mut TcpStream) -> (String, Vec<u8>) {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            let rest = got.split_off(end + 4);
+            return (String::from_utf8_lossy(&got).into_owned(), rest);
+        }
+        let n = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut buf))
+            .await
+            .expect("an answer in time")
+            .unwrap();
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// Reads until the peer closes; returns how many bytes came.
+async fn drain(stream: &mut TcpStream, already: usize) -> u64 {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = already as u64;
+    loop {
+        match stream.read(&mut buf).await.unwrap() {
+            0 => return total,
+            n => total += n as u64,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deployed_app_behind_the_edge_proxy() {
+    let server = spawn_app().await;
+    let app = unique("edge");
+    let repo = git_repo(&script_app());
+    let path = repo.path().to_str().unwrap().to_owned();
+    let out = server.cli(&["deploy", &path, "--name", &app]).await;
+    assert!(out.success, "{out:?}");
+    let host = format!("{app}.localhost:{}", server.proxy.port());
+
+    // Forwarding headers: what the proxy saw, not what the client claimed.
+    let (mut conn, head, mut body) = raw(
+        &server,
+        &format!(
+            "GET /headers HTTP/1.1\r\nHost: {host}\r\nX-Forwarded-For: 6.6.6.6\r\n\
+             Forwarded: for=6.6.6.6\r\nConnection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    conn.read_to_end(&mut body).await.unwrap();
+    let echoed = String::from_utf8_lossy(&body).to_ascii_lowercase();
+    for expected in [
+        "x-forwarded-for: 127.0.0.1\n".to_owned(),
+        "x-forwarded-proto: http\n".to_owned(),
+        format!("x-forwarded-host: {host}\n"),
+        format!("forwarded: for=127.0.0.1;host=\"{host}\";proto=http\n"),
+    ] {
+        assert!(echoed.contains(&expected), "{expected:?} missing from {echoed}");
+    }
+    assert!(!echoed.contains("6.6.6.6"), "{echoed}");
+    assert!(!echoed.contains("connection:"), "hop-by-hop forwarded: {echoed}");
+
+    // WebSocket upgrade: the 101 comes from the app, then bytes flow both ways.
+    let key = "dGhlIHNhbXBsZSBub25jZQ==";
+    let (mut ws, head, rest) = raw(
+        &server,
+        &format!(
+            "GET /chat HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n\r\n"
+        ),
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(
+        head.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+        "RFC 6455 accept: {head}"
+    );
+    assert!(rest.is_empty());
+    // A masked text frame "hello"; the app echoes the bytes as they came.
+    let frame = [
+        0x81,
+        0x85,
+        1,
+        2,
+        3,
+        4,
+        b'h' ^ 1,
+        b'e' ^ 2,
+        b'l' ^ 3,
+        b'l' ^ 4,
+        b'o' ^ 1,
+    ];
+    for _ in 0..3 {
+        ws.write_all(&frame).await.unwrap();
+        let mut back = [0u8; 11];
+        tokio::time::timeout(Duration::from_secs(10), ws.read_exact(&mut back))
+            .await
+            .expect("echo in time")
+            .unwrap();
+        assert_eq!(back, frame);
+    }
+    drop(ws);
+
+    // Large bodies stream through without the proxy holding them.
+    let before = peak_rss();
+    let size: u64 = 256 << 20;
+    let (mut down, head, rest) = raw(
+        &server,
+        &format!("GET /download/{size} HTTP/1.1\r\nHost: {host}\r\n\r\n"),
+    )
+    .await;
+    assert!(head.contains(&format!("content-length: {size}")), "{head}");
+    assert_eq!(drain(&mut down, rest.len()).await, size);
+
+    let upload: u64 = 64 << 20;
+    let mut up = TcpStream::connect(server.proxy).await.unwrap();
+    let request = format!("POST /count HTTP/1.1\r\nHost: {host}\r\nContent-Length: {upload}\r\n\r\n");
+    up.write_all(request.as_bytes()).await.unwrap();
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..(upload >> 20) {
+        up.write_all(&zeros).await.unwrap();
+    }
+    let (head, mut body) = read_head(&mut up).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let mut buf = [0u8; 64];
+    while let Ok(n @ 1..) = up.read(&mut buf).await {
+        body.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(String::from_utf8_lossy(&body).trim(), upload.to_string());
+    let grown = peak_rss().saturating_sub(before);
+    assert!(grown < 64 << 20, "peak memory grew by {} MiB", grown >> 20);
+
+    // A body declared larger than the limit is refused before it is sent.
+    let (_, head, _) = raw(
+        &server,
+        &format!(
+            "POST /count HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+            2u64 << 30
+        ),
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+
+    let out = server.cli(&["destroy", &app]).await;
+    assert!(out.success, "{out:?}");
+}
