@@ -101,7 +101,7 @@ pub async fn list(
     ))
 }
 
-fn deployment_id(raw: &str) -> Result<&str, ApiError> {
+pub(crate) fn deployment_id(raw: &str) -> Result<&str, ApiError> {
     if raw.len() <= 64 && raw.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
         Ok(raw)
     } else {

@@ -6,6 +6,7 @@ mod auth;
 mod catalog;
 mod deployments;
 mod error;
+mod observe;
 mod releases;
 mod views;
 
@@ -54,11 +55,12 @@ impl ApiState {
         deployments::create, deployments::list, deployments::get_deployment, deployments::logs,
         deployments::artifacts, deployments::artifact,
         releases::list, releases::rollback, releases::env, releases::change_env, releases::scale,
-        releases::autoscale, releases::autoscale_off, releases::events
+        releases::autoscale, releases::autoscale_off, releases::events,
+        observe::stats, observe::app_stats, observe::deployment_log_stream, observe::app_log_stream
     ),
     modifiers(&BearerScheme),
     security(("bearer" = [])),
-    tags((name = "apps"), (name = "deployments"), (name = "releases"), (name = "catalog"))
+    tags((name = "apps"), (name = "deployments"), (name = "releases"), (name = "observability"), (name = "catalog"))
 )]
 pub struct ApiDoc;
 
@@ -83,6 +85,13 @@ pub fn router(state: ApiState) -> Router {
             put(releases::autoscale).delete(releases::autoscale_off),
         )
         .route("/apps/{app}/events", get(releases::events))
+        .route("/apps/{app}/stats", get(observe::app_stats))
+        .route("/apps/{app}/logs/stream", get(observe::app_log_stream))
+        .route("/stats", get(observe::stats))
+        .route(
+            "/deployments/{id}/logs/stream",
+            get(observe::deployment_log_stream),
+        )
         .route("/deployments/{id}", get(deployments::get_deployment))
         .route("/deployments/{id}/logs", get(deployments::logs))
         .route("/deployments/{id}/artifacts", get(deployments::artifacts))
@@ -92,8 +101,15 @@ pub fn router(state: ApiState) -> Router {
             auth::require_token,
         ))
         .route("/openapi.json", get(openapi));
+    let metrics = Router::new()
+        .route("/metrics", get(observe::metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .merge(metrics)
         .nest("/api/v1", v1)
         .fallback(|| async { ApiError::new(axum::http::StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))

@@ -471,16 +471,21 @@ pub async fn logs(client: &Client, app: &str, build: bool, follow: bool, tail: u
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
     }
-    let mut response = client
-        .send(
-            reqwest::Method::GET,
-            &format!("/apps/{app}/logs?tail={tail}&follow={follow}"),
-            None,
-        )
-        .await?;
+    let path = format!("/apps/{app}/logs/stream?tail={tail}&follow={follow}");
+    let mut response = client.send(reqwest::Method::GET, &path, None).await?;
     let mut out = std::io::stdout();
+    let mut pending = String::new();
     while let Some(chunk) = response.chunk().await? {
-        out.write_all(&chunk)?;
+        pending.push_str(&String::from_utf8_lossy(&chunk));
+        // Server-Sent Events: one `data:` line per log line.
+        while let Some(newline) = pending.find('\n') {
+            let line: String = pending.drain(..=newline).collect();
+            if let Some(data) = line.trim_end().strip_prefix("data:") {
+                let v: Value = serde_json::from_str(data.trim()).unwrap_or(Value::Null);
+                let replica = v["replica"].as_str().unwrap_or("?");
+                writeln!(out, "{replica} | {}", v["line"].as_str().unwrap_or(""))?;
+            }
+        }
         out.flush()?;
     }
     Ok(())
@@ -617,6 +622,41 @@ pub async fn autoscale(client: &Client, app: &str, bounds: Option<(i64, i64, f64
         None => {
             client.json(reqwest::Method::DELETE, &path, None).await?;
             println!("{app} no longer autoscales");
+        }
+    }
+    Ok(())
+}
+
+/// `easydeploy stats [APP]`: deployment statistics.
+pub async fn stats(client: &Client, app: Option<&str>) -> anyhow::Result<()> {
+    let path = match app {
+        Some(app) => format!("/apps/{}/stats", urlencode(app)),
+        None => "/stats".to_owned(),
+    };
+    let s = client.get(&path).await?;
+    println!("deployments  {}", s["total"]);
+    if let Some(rate) = s["success_rate"].as_f64() {
+        println!("success rate {:.0}%", rate * 100.0);
+    }
+    if let Some(states) = s["by_state"].as_object() {
+        let line: Vec<String> = states.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        println!("by state     {}", line.join(", "));
+    }
+    println!("{:<22} {:>6} {:>9} {:>9}", "STEP", "COUNT", "MEAN s", "P95 s");
+    for step in easydeploy_core::state::STEPS.iter().map(|s| s.as_str()) {
+        let figures = &s["steps"][step];
+        if figures.is_object() {
+            println!(
+                "{step:<22} {:>6} {:>9.2} {:>9.2}",
+                figures["count"],
+                figures["mean_secs"].as_f64().unwrap_or(0.0),
+                figures["p95_secs"].as_f64().unwrap_or(0.0)
+            );
+        }
+    }
+    if let Some(days) = s["per_day"].as_object() {
+        for (day, n) in days {
+            println!("{day}   {n} deployment(s)");
         }
     }
     Ok(())

@@ -51,6 +51,11 @@ enum Command {
     },
     /// List the supported frameworks.
     Frameworks,
+    /// Deployment statistics: outcomes, step durations, deploys per day.
+    Stats {
+        /// Only this app.
+        app: Option<String>,
+    },
     /// AWS: create or adopt the shared infrastructure.
     #[command(subcommand)]
     Aws(easydeploy::aws::AwsCommand),
@@ -178,6 +183,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => client::logs(&client, &app, build, follow, tail).await,
         Command::Destroy { app } => client::destroy(&client, &app).await,
         Command::Frameworks => client::frameworks(&client).await,
+        Command::Stats { app } => client::stats(&client, app.as_deref()).await,
         Command::Releases { app } => client::releases(&client, &app).await,
         Command::Rollback { app, to } => client::rollback(&client, &app, to).await,
         Command::Scale { app, replicas } => client::scale(&client, &app, replicas).await,

@@ -36,16 +36,9 @@ impl EdgeProxy {
             }
         };
         let mut workers = Vec::with_capacity(self.threads);
-        for index in 0..self.threads {
+        for (index, listener) in worker_listeners(listener, self.threads).into_iter().enumerate() {
             let (done, finished) = oneshot::channel::<()>();
             let (proxy, shutdown) = (self.clone(), shutdown.clone());
-            let listener = match listener.try_clone() {
-                Ok(listener) => listener,
-                Err(error) => {
-                    tracing::error!(%error, "edge listener not shared with worker {index}");
-                    continue;
-                }
-            };
             let spawned = std::thread::Builder::new()
                 .name(format!("edge-{index}"))
                 .spawn(move || {
@@ -61,7 +54,6 @@ impl EdgeProxy {
                 Err(error) => tracing::error!(%error, "edge worker {index} not started"),
             }
         }
-        drop(listener);
         for finished in workers {
             let _ = finished.await;
         }
@@ -168,4 +160,36 @@ impl EdgeProxy {
             tracing::debug!(%peer, %error, "edge connection ended with an error");
         }
     }
+}
+
+/// One listener per worker. Extra sockets join the given one in a
+/// `SO_REUSEPORT` group, so the kernel spreads new connections evenly over
+/// the workers; where that is refused, workers share the given socket.
+fn worker_listeners(listener: std::net::TcpListener, count: usize) -> Vec<std::net::TcpListener> {
+    let mut listeners = Vec::with_capacity(count);
+    let reuse = socket2::SockRef::from(&listener).set_reuse_port(true);
+    let addr = listener.local_addr();
+    for _ in 1..count {
+        let own = match (&reuse, &addr) {
+            (Ok(()), Ok(addr)) => reuse_port_listener(*addr),
+            _ => Err(std::io::Error::other("SO_REUSEPORT unavailable")),
+        };
+        match own.or_else(|_| listener.try_clone()) {
+            Ok(own) => listeners.push(own),
+            Err(error) => tracing::error!(%error, "edge worker listener"),
+        }
+    }
+    listeners.insert(0, listener);
+    listeners
+}
+
+fn reuse_port_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(4096)?;
+    Ok(socket.into())
 }
