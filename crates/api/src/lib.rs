@@ -9,6 +9,7 @@ mod error;
 mod observe;
 mod releases;
 mod views;
+mod webhooks;
 
 pub use auth::AdminToken;
 use auth::BearerScheme;
@@ -31,6 +32,8 @@ pub struct ApiState {
     pub apps_domain: String,
     /// Port of the edge proxy in app URLs (omitted when 80).
     pub proxy_port: u16,
+    /// Public base URL of this API (for webhook URLs), without a trailing slash.
+    pub public_url: String,
     /// Per-app request counters (the edge proxy), for `/metrics`.
     pub load: Option<Arc<dyn easydeploy_core::ports::LoadMetrics>>,
 }
@@ -56,11 +59,12 @@ impl ApiState {
         deployments::artifacts, deployments::artifact,
         releases::list, releases::rollback, releases::env, releases::change_env, releases::scale,
         releases::autoscale, releases::autoscale_off, releases::events,
+        webhooks::info, webhooks::receive,
         observe::stats, observe::app_stats, observe::deployment_log_stream, observe::app_log_stream
     ),
     modifiers(&BearerScheme),
     security(("bearer" = [])),
-    tags((name = "apps"), (name = "deployments"), (name = "releases"), (name = "observability"), (name = "catalog"))
+    tags((name = "apps"), (name = "deployments"), (name = "releases"), (name = "observability"), (name = "webhooks"), (name = "catalog"))
 )]
 pub struct ApiDoc;
 
@@ -85,6 +89,7 @@ pub fn router(state: ApiState) -> Router {
             put(releases::autoscale).delete(releases::autoscale_off),
         )
         .route("/apps/{app}/events", get(releases::events))
+        .route("/apps/{app}/webhook", get(webhooks::info))
         .route("/apps/{app}/stats", get(observe::app_stats))
         .route("/apps/{app}/logs/stream", get(observe::app_log_stream))
         .route("/stats", get(observe::stats))
@@ -110,6 +115,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .merge(metrics)
+        .route("/webhooks/github", post(webhooks::receive))
         .nest("/api/v1", v1)
         .fallback(|| async { ApiError::new(axum::http::StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))

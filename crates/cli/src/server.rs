@@ -68,6 +68,9 @@ pub struct ServerConfig {
     /// Memory limit of each replica, in MiB.
     #[arg(long, env = "EASYDEPLOY_REPLICA_MEMORY_MB", default_value_t = 512)]
     pub replica_memory_mb: i64,
+    /// Public URL of the API, for webhook URLs (default `http://<api-addr>`).
+    #[arg(long, env = "EASYDEPLOY_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// Seconds between self-healing passes (replace crashed replicas, remove strays).
     #[arg(long, env = "EASYDEPLOY_RECONCILE_INTERVAL", default_value_t = 5)]
     pub reconcile_interval: u64,
@@ -182,6 +185,12 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         token: Arc::new(token),
         apps_domain: config.apps_domain.clone(),
         proxy_port: proxy_addr.port(),
+        public_url: config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{api_addr}"))
+            .trim_end_matches('/')
+            .to_owned(),
         load: Some(load),
     };
     let router = easydeploy_api::router(state);

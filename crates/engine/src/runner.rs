@@ -377,6 +377,14 @@ impl Run<'_> {
         let Ok(recent) = engine.store.deployments(&self.deployment.app, 100).await else {
             return;
         };
+        // A newer deployment may have built an image it has not released
+        // yet: leave pruning to the last deployment of a busy period.
+        if recent
+            .iter()
+            .any(|d| d.id != self.deployment.id && (d.state == S::Queued || d.state.is_in_flight()))
+        {
+            return;
+        }
         let mut keep: Vec<String> = vec![current.to_owned()];
         for image in recent
             .iter()

@@ -17,6 +17,9 @@ pub struct App {
     pub settings: AppSettings,
     /// Deployment serving traffic, if any.
     pub live_deployment: Option<String>,
+    /// Secret signing the app's push webhooks (HMAC-SHA256).
+    #[serde(skip)]
+    pub webhook_secret: String,
     /// Creation time.
     pub created_at: String,
     /// Last change.
@@ -30,6 +33,7 @@ fn app_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<App> {
         tenant: row.try_get("tenant")?,
         settings: from_json(row.try_get::<&str, _>("settings")?)?,
         live_deployment: row.try_get("live_deployment")?,
+        webhook_secret: row.try_get("webhook_secret")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -40,12 +44,13 @@ impl Store {
     pub async fn create_app(&self, name: &AppName, tenant: &str, settings: &AppSettings) -> StoreResult<App> {
         let at = now();
         let done = sqlx::query(
-            "INSERT INTO apps (name, tenant, settings, created_at, updated_at) VALUES (?, ?, ?, ?, ?) \
+            "INSERT INTO apps (name, tenant, settings, webhook_secret, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) \
              ON CONFLICT (name) DO NOTHING",
         )
         .bind(name.as_str())
         .bind(tenant)
         .bind(to_json(settings))
+        .bind(new_secret())
         .bind(&at)
         .bind(&at)
         .execute(&self.writer)
@@ -106,5 +111,37 @@ impl Store {
         }
         tx.commit().await?;
         Ok(ids)
+    }
+}
+
+/// 64 hex characters of randomness (two v4 UUIDs, 244 random bits).
+fn new_secret() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+impl Store {
+    /// Records a webhook delivery id; false when it was already seen.
+    /// Deliveries older than a week are forgotten.
+    pub async fn first_delivery(&self, delivery: &str) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
+        let week_ago = (chrono::Utc::now() - chrono::Duration::days(7))
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        sqlx::query("DELETE FROM webhook_deliveries WHERE received_at < ?")
+            .bind(week_ago)
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query(
+            "INSERT INTO webhook_deliveries (delivery, received_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(delivery)
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
     }
 }

@@ -4,6 +4,7 @@ CREATE TABLE IF NOT EXISTS apps (
     tenant          TEXT NOT NULL,
     settings        TEXT NOT NULL,
     live_deployment TEXT,
+    webhook_secret  TEXT NOT NULL DEFAULT '',
     created_at      TEXT NOT NULL,
     updated_at      TEXT NOT NULL
 );
@@ -51,3 +52,8 @@ CREATE TABLE IF NOT EXISTS events (
     message TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_by_app ON events (app, id);
+
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+    delivery    TEXT PRIMARY KEY,
+    received_at TEXT NOT NULL
+);

@@ -26,6 +26,7 @@ pub fn test_config(data_dir: &Path) -> ServerConfig {
     let ca = Path::new("/etc/ssl/certs/ca-certificates.crt");
     ServerConfig {
         runtime: "docker".into(),
+        public_url: None,
         data_dir: data_dir.to_path_buf(),
         api_addr: "127.0.0.1:0".parse().unwrap(),
         proxy_addr: "127.0.0.1:0".parse().unwrap(),
