@@ -43,6 +43,8 @@ pub struct SettingsInput {
     pub health_timeout_ms: Option<i64>,
     /// Consecutive passing checks before a new replica takes traffic (1-10).
     pub healthy_threshold: Option<i64>,
+    /// Consecutive failing checks before a live replica is replaced (1-100).
+    pub unhealthy_threshold: Option<i64>,
 }
 
 impl SettingsInput {
@@ -160,6 +162,14 @@ impl SettingsInput {
             "the healthy threshold",
         )? {
             settings.healthy_threshold = Some(v as u32);
+        }
+        if let Some(v) = ranged(
+            self.unhealthy_threshold,
+            1..=100,
+            "invalid_unhealthy_threshold",
+            "the unhealthy threshold",
+        )? {
+            settings.unhealthy_threshold = Some(v as u32);
         }
         Ok(settings)
     }

@@ -179,6 +179,9 @@ pub struct DeployArgs {
     /// Consecutive passing checks before a new replica takes traffic.
     #[arg(long)]
     pub healthy_threshold: Option<i64>,
+    /// Consecutive failing checks before a live replica is replaced.
+    #[arg(long)]
+    pub unhealthy_threshold: Option<i64>,
     /// Show the build log as it happens.
     #[arg(long, short = 'v')]
     pub build_log: bool,
@@ -214,6 +217,7 @@ pub async fn deploy(client: &Client, args: DeployArgs) -> anyhow::Result<()> {
         ("health_interval_ms", args.health_interval_ms.map(Value::from)),
         ("health_timeout_ms", args.health_timeout_ms.map(Value::from)),
         ("healthy_threshold", args.healthy_threshold.map(Value::from)),
+        ("unhealthy_threshold", args.unhealthy_threshold.map(Value::from)),
         (
             "env",
             (!args.env.is_empty()).then(|| Value::from(args.env.clone())),

@@ -274,3 +274,50 @@ async fn autoscaling_follows_a_load_step_out_and_back() {
     assert!(out.success, "{out:?}");
     server.cli(&["destroy", &app]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_that_stops_answering_is_replaced() {
+    let server = spawn_app().await;
+    let app = unique("hung");
+    // httpd runs in the background; the container lives on if it dies.
+    let cmd = r#"CMD ["/busybox", "sh", "-c", "/busybox httpd -p 8080 -h /www; exec /busybox sleep 100000"]"#;
+    let repo = git_repo(&busybox_app_with("answering", cmd, ""));
+    deploy_ok(
+        &server,
+        repo.path().to_str().unwrap(),
+        &app,
+        &["--unhealthy-threshold", "2"],
+    )
+    .await;
+    let victim = server.containers(&app)[0].clone();
+    let killed = std::process::Command::new("docker")
+        .args(["exec", &victim, "/busybox", "pkill", "httpd"])
+        .output()
+        .unwrap();
+    assert!(killed.status.success(), "{killed:?}");
+    wait_until("the silent replica is replaced", Duration::from_secs(30), || {
+        let names = server.containers(&app);
+        names.len() == 1 && names[0] != victim
+    })
+    .await;
+    wait_until("the replacement serves", Duration::from_secs(10), || {
+        running(&app) == 1
+    })
+    .await;
+    assert_eq!(server.fetch(&app, "/").await, (200, "answering".into()));
+    let (_, events) = server.get(&format!("/apps/{app}/events")).await;
+    let unhealthy = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "unhealthy")
+        .cloned();
+    assert!(
+        unhealthy.is_some_and(|e| e["message"]
+            .as_str()
+            .unwrap()
+            .contains("failed 2 health checks in a row")),
+        "{events}"
+    );
+    server.cli(&["destroy", &app]).await;
+}

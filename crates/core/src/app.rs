@@ -47,6 +47,9 @@ pub struct AppSettings {
     /// Consecutive passing checks before a new replica takes traffic (default 1).
     #[serde(default)]
     pub healthy_threshold: Option<u32>,
+    /// Consecutive failing checks before a live replica is replaced (default 3).
+    #[serde(default)]
+    pub unhealthy_threshold: Option<u32>,
     /// Target-tracking autoscaling, when enabled.
     #[serde(default)]
     pub autoscale: Option<Autoscale>,
@@ -116,6 +119,7 @@ impl AppSettings {
             health_interval_ms: None,
             health_timeout_ms: None,
             healthy_threshold: None,
+            unhealthy_threshold: None,
             autoscale: None,
         }
     }

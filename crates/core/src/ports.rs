@@ -163,6 +163,8 @@ pub struct HealthCheck {
     pub interval: Duration,
     /// Consecutive passing checks before a replica takes traffic.
     pub healthy_threshold: u32,
+    /// Consecutive failing checks before a live replica is replaced.
+    pub unhealthy_threshold: u32,
 }
 
 impl Default for HealthCheck {
@@ -173,6 +175,7 @@ impl Default for HealthCheck {
             timeout: Duration::from_secs(2),
             interval: Duration::from_millis(100),
             healthy_threshold: 1,
+            unhealthy_threshold: 3,
         }
     }
 }
@@ -281,6 +284,12 @@ pub trait Runtime: Send + Sync {
     async fn remove_orphans(&self, keep: &[String]) -> BackendResult<usize>;
     /// The app's replicas as they are now.
     async fn status(&self, app: &AppName) -> BackendResult<Vec<ReplicaStatus>>;
+    /// One active health check of a running replica: `None` when it passes,
+    /// the reason when it fails. Backends whose load balancer checks
+    /// replicas itself keep the default (always passing).
+    async fn probe(&self, _release: &ReleaseSpec, _replica: &ReplicaStatus) -> BackendResult<Option<String>> {
+        Ok(None)
+    }
     /// The app's output: the last `tail` lines, then new ones while `follow`.
     async fn logs(
         &self,

@@ -495,6 +495,19 @@ impl Runtime for DockerRuntime {
         Ok(statuses)
     }
 
+    async fn probe(&self, release: &ReleaseSpec, replica: &ReplicaStatus) -> BackendResult<Option<String>> {
+        let Some(addr) = replica.addr.as_deref().and_then(|a| a.parse::<SocketAddr>().ok()) else {
+            return Ok(Some("it has no address".into()));
+        };
+        Ok(
+            match probe::get_status(addr, &release.health.path, release.health.timeout).await {
+                Ok(status) if status < 500 => None,
+                Ok(status) => Some(format!("GET {} answered {status}", release.health.path)),
+                Err(why) => Some(format!("GET {} {why}", release.health.path)),
+            },
+        )
+    }
+
     async fn logs(
         &self,
         app: &AppName,

@@ -12,26 +12,32 @@ const CRASH_LOOP_RESTARTS: i64 = 3;
 
 /// Runs until `shutdown`.
 pub(crate) async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
-    let mut reported: HashMap<String, i64> = HashMap::new();
+    let mut memory = Memory::default();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(engine.config.reconcile_interval) => {}
         }
-        if let Err(e) = engine.reconcile(&mut reported).await {
+        if let Err(e) = engine.reconcile(&mut memory).await {
             tracing::warn!(error = %e, "reconciling failed");
         }
     }
+}
+
+/// What the reconciler remembers between passes, per replica name.
+#[derive(Default)]
+pub(crate) struct Memory {
+    /// Restart count last reported as a crash loop.
+    crash_reported: HashMap<String, i64>,
+    /// Consecutive failed active health checks.
+    failing: HashMap<String, u32>,
 }
 
 impl Engine {
     /// One pass: for every app with a live release and nothing in flight,
     /// replaces stopped or missing replicas, removes replicas of ended
     /// deployments, and reports crash loops as events.
-    pub(crate) async fn reconcile(
-        &self,
-        reported: &mut HashMap<String, i64>,
-    ) -> Result<(), crate::EngineError> {
+    pub(crate) async fn reconcile(&self, memory: &mut Memory) -> Result<(), crate::EngineError> {
         let active = self.store.active_deployment_ids().await?;
         for live in self.store.live_deployments().await? {
             let app = &live.app;
@@ -57,9 +63,43 @@ impl Engine {
                 self.backends.runtime.discard(&stale).await?;
                 tracing::info!(app = %app, removed = stale.len(), "removed replicas of ended deployments");
             }
+            let mut unhealthy = Vec::new();
+            for r in replicas
+                .iter()
+                .filter(|r| r.deployment == live.id && r.state == "running")
+            {
+                match self.backends.runtime.probe(&spec, r).await? {
+                    None => {
+                        memory.failing.remove(&r.name);
+                    }
+                    Some(why) => {
+                        let failures = memory.failing.entry(r.name.clone()).or_default();
+                        *failures += 1;
+                        if *failures >= spec.health.unhealthy_threshold {
+                            memory.failing.remove(&r.name);
+                            let message = format!(
+                                "{} failed {} health checks in a row ({why}); replacing it",
+                                r.name, spec.health.unhealthy_threshold
+                            );
+                            self.store.add_event(app, "unhealthy", &message).await?;
+                            unhealthy.push(Replica {
+                                id: r.id.clone(),
+                                name: r.name.clone(),
+                                addr: None,
+                            });
+                        }
+                    }
+                }
+            }
+            let replicas = if unhealthy.is_empty() {
+                replicas
+            } else {
+                self.backends.runtime.discard(&unhealthy).await?;
+                self.backends.runtime.status(app).await?
+            };
             let mine: Vec<_> = replicas.iter().filter(|r| r.deployment == live.id).collect();
             for r in &mine {
-                let seen = reported.entry(r.name.clone()).or_default();
+                let seen = memory.crash_reported.entry(r.name.clone()).or_default();
                 if r.restarts >= CRASH_LOOP_RESTARTS && r.restarts > *seen {
                     *seen = r.restarts;
                     let message = format!("{} is crash-looping: restarted {} times", r.name, r.restarts);

@@ -2,6 +2,7 @@
 //! deployments from the store and run the pipeline through the backends,
 //! plus recovery after a restart and app destruction.
 
+mod alerts;
 mod autoscale;
 mod heal;
 mod log;
@@ -44,6 +45,8 @@ pub struct EngineConfig {
     pub autoscale_window: Duration,
     /// Low load must last this long before replicas are removed.
     pub scale_in_delay: Duration,
+    /// How often alert rules are evaluated.
+    pub alert_interval: Duration,
 }
 
 impl EngineConfig {
@@ -61,6 +64,7 @@ impl EngineConfig {
             autoscale_interval: Duration::from_secs(1),
             autoscale_window: Duration::from_secs(5),
             scale_in_delay: Duration::from_secs(60),
+            alert_interval: Duration::from_secs(5),
         }
     }
 }
@@ -172,6 +176,7 @@ impl Engine {
             workers.spawn(async move { engine.work(n, shutdown).await });
         }
         workers.spawn(heal::run(Arc::clone(self), shutdown.clone()));
+        workers.spawn(alerts::run(Arc::clone(self), shutdown.clone()));
         workers.spawn(autoscale::run(Arc::clone(self), shutdown));
         workers
     }
@@ -250,6 +255,9 @@ impl Engine {
         }
         if let Some(n) = s.healthy_threshold {
             health.healthy_threshold = n.max(1);
+        }
+        if let Some(n) = s.unhealthy_threshold {
+            health.unhealthy_threshold = n.max(1);
         }
         ReleaseSpec {
             tenant: Tenant {

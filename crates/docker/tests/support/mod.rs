@@ -157,6 +157,7 @@ pub fn release(app: &AppName, deployment: &str, image: &str, replicas: u32) -> R
             timeout: Duration::from_secs(2),
             interval: Duration::from_millis(100),
             healthy_threshold: 1,
+            unhealthy_threshold: 3,
         },
         limits: Limits {
             memory_bytes: 64 * 1024 * 1024,
