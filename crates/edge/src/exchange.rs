@@ -58,8 +58,31 @@ pub(crate) async fn run(
         };
     };
 
+    // Kept out of line (boxed): most requests have no body, and the
+    // future of every request is as large as its largest path.
+    Box::pin(with_body(
+        conn,
+        body,
+        outgoing.chunked,
+        timeout,
+        max_body,
+        head_request,
+    ))
+    .await
+}
+
+/// Streams the body while watching for the response; the upstream timeout
+/// starts once the body is sent.
+async fn with_body(
+    conn: &mut Conn,
+    body: Incoming,
+    chunked: bool,
+    timeout: Duration,
+    max_body: u64,
+    head_request: bool,
+) -> Result<ResponseHead, Failure> {
     let (mut reader, mut writer) = conn.stream.split();
-    let send = send_body(&mut writer, body, outgoing.chunked, max_body);
+    let send = send_body(&mut writer, body, chunked, max_body);
     let read = read_head(&mut reader, &mut conn.buf, head_request);
     let deadline = tokio::time::sleep(Duration::MAX / 4);
     tokio::pin!(send, read, deadline);

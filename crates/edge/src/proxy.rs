@@ -230,7 +230,7 @@ impl EdgeProxy {
     ) -> Result<(Conn, crate::response::ResponseHead), Failure> {
         let head_request = req.head_request;
         let (timeout, max_body) = (self.config.upstream_timeout, self.config.max_body_bytes);
-        if let Some(mut conn) = upstream::checkout(backend.addr, self.limits) {
+        if let Some(mut conn) = upstream::checkout(backend.addr, self.limits, req.replayable) {
             match exchange::run(&mut conn, head, req.body_mut(), timeout, max_body, head_request).await {
                 Ok(res) => return Ok((conn, res)),
                 // Closed by the backend while idle: nothing was answered, so
@@ -240,10 +240,18 @@ impl EdgeProxy {
                 Err(failure) => return Err(failure),
             }
         }
-        let mut conn = Conn::connect(backend.addr, self.config.connect_timeout)
+        let mut conn = Box::pin(Conn::connect(backend.addr, self.config.connect_timeout))
             .await
             .map_err(Failure::Connect)?;
-        let res = exchange::run(&mut conn, head, req.body_mut(), timeout, max_body, head_request).await?;
+        let res = Box::pin(exchange::run(
+            &mut conn,
+            head,
+            req.body_mut(),
+            timeout,
+            max_body,
+            head_request,
+        ))
+        .await?;
         Ok((conn, res))
     }
 

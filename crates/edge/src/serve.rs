@@ -1,15 +1,19 @@
 //! Serving clients: one worker thread per core, each with a single-threaded
-//! runtime accepting from the shared listener and owning its connections
-//! and its backend pool; TLS told apart from plain HTTP by the first byte.
+//! runtime, its own `SO_REUSEPORT` listener, its connections and its backend
+//! pool. A connection's first bytes say whether it is TLS, HTTP/2 (prior
+//! knowledge) or HTTP/1; TLS connections then pick HTTP/2 or 1.1 by ALPN.
 
+use crate::body::ProxyBody;
 use crate::proxy::EdgeProxy;
 use crate::tls;
 use crate::upstream;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +21,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// How often a worker closes its expired idle backend connections.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
@@ -61,7 +66,7 @@ impl EdgeProxy {
     }
 
     /// One worker: accepts and serves connections until shutdown, then
-    /// waits for them to end.
+    /// asks them to finish and waits for them.
     async fn worker(self: Arc<Self>, listener: std::net::TcpListener, shutdown: CancellationToken) {
         let listener = match TcpListener::from_std(listener) {
             Ok(listener) => listener,
@@ -70,8 +75,9 @@ impl EdgeProxy {
                 return;
             }
         };
-        let builder = self.http_builder();
-        let graceful = GracefulShutdown::new();
+        let protocols = Arc::new(self.protocols());
+        let shutdown = shutdown.child_token();
+        let connections = TaskTracker::new();
         let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -93,72 +99,160 @@ impl EdgeProxy {
                 }
             };
             let _ = stream.set_nodelay(true);
-            let proxy = self.clone();
-            let (builder, watcher) = (builder.clone(), graceful.watcher());
-            tokio::spawn(async move { proxy.connection(stream, peer, builder, watcher).await });
+            let conn = Client {
+                proxy: self.clone(),
+                peer,
+                protocols: protocols.clone(),
+                shutdown: shutdown.clone(),
+            };
+            connections.spawn(conn.serve(stream));
         }
         drop(listener);
-        graceful.shutdown().await;
+        connections.close();
+        connections.wait().await;
     }
 
-    fn http_builder(&self) -> auto::Builder<TokioExecutor> {
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
+    fn protocols(&self) -> Protocols {
+        let mut h1 = http1::Builder::new();
+        h1.timer(TokioTimer::new())
             .header_read_timeout(self.config.header_read_timeout)
             .writev(true);
-        builder
-            .http2()
-            .timer(TokioTimer::new())
+        let mut h2 = http2::Builder::new(TokioExecutor::new());
+        h2.timer(TokioTimer::new())
             .keep_alive_interval(self.config.client_idle_timeout / 2)
             .keep_alive_timeout(self.config.header_read_timeout);
-        builder
+        Protocols { h1, h2 }
     }
+}
 
-    /// Serves one client connection, after the TLS handshake if it starts one.
-    async fn connection(
-        self: Arc<Self>,
-        stream: TcpStream,
-        peer: SocketAddr,
-        builder: auto::Builder<TokioExecutor>,
-        watcher: Watcher,
-    ) {
-        let Some(acceptor) = self.tls.clone().map(tokio_rustls::TlsAcceptor::from) else {
-            return self.http(stream, peer, false, &builder, watcher).await;
+/// The HTTP/1 and HTTP/2 settings of a worker.
+struct Protocols {
+    h1: http1::Builder,
+    h2: http2::Builder<TokioExecutor>,
+}
+
+/// One client connection.
+struct Client {
+    proxy: Arc<EdgeProxy>,
+    peer: SocketAddr,
+    protocols: Arc<Protocols>,
+    shutdown: CancellationToken,
+}
+
+impl Client {
+    /// Serves the connection, after the TLS handshake if it starts one.
+    async fn serve(self, stream: TcpStream) {
+        let limit = self.proxy.config.header_read_timeout;
+        let Ok(Some(first)) = tokio::time::timeout(limit, sniff(&stream)).await else {
+            return;
         };
-        let mut first = [0u8; 1];
-        let limit = self.config.header_read_timeout;
-        match tokio::time::timeout(limit, stream.peek(&mut first)).await {
-            Ok(Ok(1)) if first[0] == tls::HANDSHAKE => {}
-            Ok(Ok(1)) => return self.http(stream, peer, false, &builder, watcher).await,
-            _ => return,
-        }
-        match tokio::time::timeout(limit, acceptor.accept(stream)).await {
-            Ok(Ok(tls)) => self.http(tls, peer, true, &builder, watcher).await,
-            Ok(Err(error)) => tracing::debug!(%peer, %error, "edge TLS handshake failed"),
-            Err(_) => tracing::debug!(%peer, "edge TLS handshake timed out"),
+        match (first, self.proxy.tls.clone()) {
+            (Sniffed::Tls, Some(config)) => Box::pin(self.serve_tls(stream, config)).await,
+            (Sniffed::Http2, _) => Box::pin(self.http2(stream, false)).await,
+            _ => self.http1(stream, false).await,
         }
     }
 
-    async fn http<I>(
-        self: Arc<Self>,
-        io: I,
-        peer: SocketAddr,
+    async fn serve_tls(self, stream: TcpStream, config: Arc<rustls::ServerConfig>) {
+        let limit = self.proxy.config.header_read_timeout;
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) if tls.get_ref().1.alpn_protocol() == Some(b"h2") => self.http2(tls, true).await,
+            Ok(Ok(tls)) => self.http1(tls, true).await,
+            Ok(Err(error)) => tracing::debug!(peer = %self.peer, %error, "edge TLS handshake failed"),
+            Err(_) => tracing::debug!(peer = %self.peer, "edge TLS handshake timed out"),
+        }
+    }
+
+    fn service(
+        &self,
         tls: bool,
-        builder: &auto::Builder<TokioExecutor>,
-        watcher: Watcher,
-    ) where
+    ) -> impl hyper::service::Service<
+        Request<Incoming>,
+        Response = Response<ProxyBody>,
+        Error = Infallible,
+        Future = impl Future<Output = Result<Response<ProxyBody>, Infallible>> + Send,
+    > + Clone {
+        let (proxy, peer) = (self.proxy.clone(), self.peer);
+        service_fn(move |req| {
+            let proxy = proxy.clone();
+            async move { Ok::<_, Infallible>(proxy.handle(req, peer, tls).await) }
+        })
+    }
+
+    async fn http1<I>(self, io: I, tls: bool)
+    where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let service = service_fn(move |req| {
-            let proxy = self.clone();
-            async move { Ok::<_, Infallible>(proxy.handle(req, peer, tls).await) }
-        });
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-        if let Err(error) = watcher.watch(conn.into_owned()).await {
-            tracing::debug!(%peer, %error, "edge connection ended with an error");
+        let conn = self
+            .protocols
+            .h1
+            .serve_connection(TokioIo::new(io), self.service(tls))
+            .with_upgrades();
+        tokio::pin!(conn);
+        let result = tokio::select! {
+            result = conn.as_mut() => result,
+            () = self.shutdown.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        };
+        if let Err(error) = result {
+            tracing::debug!(peer = %self.peer, %error, "edge connection ended with an error");
         }
+    }
+
+    async fn http2<I>(self, io: I, tls: bool)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let conn = self
+            .protocols
+            .h2
+            .serve_connection(TokioIo::new(io), self.service(tls));
+        tokio::pin!(conn);
+        let result = tokio::select! {
+            result = conn.as_mut() => result,
+            () = self.shutdown.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        };
+        if let Err(error) = result {
+            tracing::debug!(peer = %self.peer, %error, "edge HTTP/2 connection ended with an error");
+        }
+    }
+}
+
+/// What a connection's first bytes say it speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sniffed {
+    Tls,
+    Http2,
+    Http1,
+}
+
+/// Looks at the first bytes without consuming them; `None` if the client
+/// closed first.
+async fn sniff(stream: &TcpStream) -> Option<Sniffed> {
+    const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let mut buf = [0u8; 24];
+    loop {
+        let n = stream.peek(&mut buf).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        if buf[0] == tls::HANDSHAKE {
+            return Some(Sniffed::Tls);
+        }
+        if buf[..n] != PREFACE[..n] {
+            return Some(Sniffed::Http1);
+        }
+        if n == PREFACE.len() {
+            return Some(Sniffed::Http2);
+        }
+        // A partial HTTP/2 preface: wait for the rest.
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 

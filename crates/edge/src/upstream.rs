@@ -47,12 +47,17 @@ impl Conn {
     }
 
     /// Whether the backend has neither closed the connection nor sent
-    /// anything unasked. Costs no syscall unless the socket is readable.
-    fn is_open(&self) -> bool {
+    /// anything unasked. Costs no syscall unless the socket was reported
+    /// readable; `trust_recent`: a connection idle for less than
+    /// [`RECENT`] is taken as open even then (its last response usually
+    /// left the readiness set; a request that can be replayed is retried on
+    /// a new connection if it was closed after all).
+    fn is_open(&self, trust_recent: bool) -> bool {
         let mut cx = Context::from_waker(Waker::noop());
         match self.stream.poll_read_ready(&mut cx) {
             Poll::Pending => true,
             Poll::Ready(Err(_)) => false,
+            Poll::Ready(Ok(())) if trust_recent && self.idle_since.elapsed() < RECENT => true,
             Poll::Ready(Ok(())) => matches!(
                 self.stream.try_read(&mut [0u8; 1]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock
@@ -60,6 +65,10 @@ impl Conn {
         }
     }
 }
+
+/// How long after its last response a pooled connection is assumed open
+/// for a request that can be replayed.
+const RECENT: Duration = Duration::from_millis(250);
 
 /// Limits of the keep-alive pool.
 #[derive(Debug, Clone, Copy)]
@@ -74,13 +83,14 @@ thread_local! {
     static POOL: RefCell<HashMap<SocketAddr, Vec<Conn>>> = RefCell::new(HashMap::new());
 }
 
-/// An open idle connection to `addr` from this thread's pool.
-pub(crate) fn checkout(addr: SocketAddr, limits: PoolLimits) -> Option<Conn> {
+/// An open idle connection to `addr` from this thread's pool (see
+/// [`Conn::is_open`] for `replayable`).
+pub(crate) fn checkout(addr: SocketAddr, limits: PoolLimits, replayable: bool) -> Option<Conn> {
     POOL.with(|pool| {
         let mut pool = pool.borrow_mut();
         let idle = pool.get_mut(&addr)?;
         while let Some(conn) = idle.pop() {
-            if conn.idle_since.elapsed() < limits.idle_timeout && conn.is_open() {
+            if conn.idle_since.elapsed() < limits.idle_timeout && conn.is_open(replayable) {
                 return Some(conn);
             }
         }
@@ -109,7 +119,7 @@ pub(crate) fn checkin(mut conn: Conn, limits: PoolLimits) {
 pub(crate) fn sweep(limits: PoolLimits) {
     POOL.with(|pool| {
         pool.borrow_mut().retain(|_, idle| {
-            idle.retain(|c| c.idle_since.elapsed() < limits.idle_timeout && c.is_open());
+            idle.retain(|c| c.idle_since.elapsed() < limits.idle_timeout && c.is_open(false));
             !idle.is_empty()
         });
     });
@@ -148,7 +158,7 @@ mod tests {
         last.shutdown().await.unwrap();
         drop(last);
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let conn = checkout(addr, limits).expect("the other one is open");
+        let conn = checkout(addr, limits, false).expect("the other one is open");
         assert!(conn.reused);
         assert_eq!(idle_count(addr), 0);
 
