@@ -134,6 +134,12 @@ pub async fn get_app(
             .iter()
             .map(|d| DeploymentView::new(&state, d, None))
             .collect(),
+        alerts_firing: store
+            .firing_alerts(&name)
+            .await?
+            .into_iter()
+            .map(|s| s.rule)
+            .collect(),
     }))
 }
 

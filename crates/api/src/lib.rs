@@ -1,6 +1,7 @@
 //! Easy Deploy's versioned JSON REST API (`/api/v1`), with its OpenAPI
 //! document at `/api/v1/openapi.json`. The CLI uses only this API.
 
+mod alerts;
 mod apps;
 mod auth;
 mod catalog;
@@ -60,6 +61,7 @@ impl ApiState {
         releases::list, releases::rollback, releases::env, releases::change_env, releases::scale,
         releases::autoscale, releases::autoscale_off, releases::events,
         webhooks::info, webhooks::receive,
+        alerts::get_alerts, alerts::put_alerts, alerts::delete_alerts,
         observe::stats, observe::app_stats, observe::deployment_log_stream, observe::app_log_stream
     ),
     modifiers(&BearerScheme),
@@ -90,6 +92,12 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/apps/{app}/events", get(releases::events))
         .route("/apps/{app}/webhook", get(webhooks::info))
+        .route(
+            "/apps/{app}/alerts",
+            get(alerts::get_alerts)
+                .put(alerts::put_alerts)
+                .delete(alerts::delete_alerts),
+        )
         .route("/apps/{app}/stats", get(observe::app_stats))
         .route("/apps/{app}/logs/stream", get(observe::app_log_stream))
         .route("/stats", get(observe::stats))

@@ -259,6 +259,8 @@ pub struct AppDetail {
     pub live: Option<DeploymentView>,
     /// Most recent deployments, newest first.
     pub deployments: Vec<DeploymentView>,
+    /// Alert rules firing now (see `/apps/{app}/alerts`).
+    pub alerts_firing: Vec<String>,
 }
 
 /// A deployment.

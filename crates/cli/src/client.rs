@@ -101,7 +101,12 @@ impl Client {
         .into())
     }
 
-    async fn json(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+    pub(crate) async fn json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
         let response = self.send(method, path, body).await?;
         if response.status() == reqwest::StatusCode::NO_CONTENT {
             return Ok(Value::Null);
@@ -109,7 +114,7 @@ impl Client {
         Ok(response.json().await?)
     }
 
-    async fn get(&self, path: &str) -> anyhow::Result<Value> {
+    pub(crate) async fn get(&self, path: &str) -> anyhow::Result<Value> {
         self.json(reqwest::Method::GET, path, None).await
     }
 }
@@ -357,7 +362,7 @@ fn step_done(state: &str, d: &Value, this: &Value, next: &Value) -> String {
     }
 }
 
-fn urlencode(raw: &str) -> String {
+pub(crate) fn urlencode(raw: &str) -> String {
     raw.bytes()
         .map(|b| match b {
             b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
@@ -437,6 +442,9 @@ pub async fn status(client: &Client, app: &str) -> anyhow::Result<()> {
             "autoscale {}-{} replicas at {} req/s each",
             auto["min"], auto["max"], auto["target_rps"]
         );
+    }
+    if a["alerts_firing"].as_array().is_some_and(|f| !f.is_empty()) {
+        crate::alerts::print_firing(client, s(&a["name"]).as_str()).await?;
     }
     println!("deployments");
     for d in a["deployments"].as_array().cloned().unwrap_or_default() {

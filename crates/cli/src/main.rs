@@ -97,6 +97,8 @@ enum Command {
         #[arg(long, conflicts_with_all = ["min", "max", "target_rps"])]
         off: bool,
     },
+    /// Show, set (--webhook URL, thresholds) or turn off (--off) an app's alerts.
+    Alerts(easydeploy::alerts::AlertsArgs),
     /// Manage an app's environment variables (a change makes a new release, no rebuild).
     Env {
         #[command(subcommand)]
@@ -200,6 +202,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             client::autoscale(&client, &app, bounds).await
         }
+        Command::Alerts(args) => easydeploy::alerts::run(&client, args).await,
         Command::Env { action } => match action {
             EnvAction::Set { app, vars } => client::env(&client, &app, vars, Vec::new()).await,
             EnvAction::Unset { app, names } => client::env(&client, &app, Vec::new(), names).await,

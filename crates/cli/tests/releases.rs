@@ -193,7 +193,7 @@ async fn scaling_and_self_healing_keep_every_request_served() {
 
     let load = server.load(&app, 4, Duration::from_millis(10));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let victim = format!("{}", server.containers(&app)[0]);
+    let victim = server.containers(&app)[0].clone();
     let killed = std::process::Command::new("docker")
         .args(["kill", &victim])
         .output()

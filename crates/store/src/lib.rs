@@ -2,11 +2,13 @@
 //! every state transition with its time (SQLite through sqlx), and build
 //! artifacts as files.
 
+mod alerts;
 mod apps;
 mod artifacts;
 mod deployments;
 mod stats;
 
+pub use alerts::{AlertRules, AlertSettings, AlertState};
 pub use apps::App;
 pub use artifacts::FileArtifacts;
 pub use deployments::{Deployment, DeploymentFacts, DeploymentKind, Event, NewDeployment, Transition};

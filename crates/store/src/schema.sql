@@ -57,3 +57,25 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
     delivery    TEXT PRIMARY KEY,
     received_at TEXT NOT NULL
 );
+
+CREATE TABLE IF NOT EXISTS alert_settings (
+    app                 TEXT PRIMARY KEY REFERENCES apps(name) ON DELETE CASCADE,
+    webhook_url         TEXT NOT NULL,
+    secret              TEXT NOT NULL,
+    error_ratio_percent REAL NOT NULL DEFAULT 5,
+    window_secs         INTEGER NOT NULL DEFAULT 300,
+    latency_p95_ms      INTEGER NOT NULL DEFAULT 1000,
+    crash_loop_restarts INTEGER NOT NULL DEFAULT 3,
+    no_healthy_replica  INTEGER NOT NULL DEFAULT 1,
+    created_at          TEXT NOT NULL,
+    updated_at          TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS alert_states (
+    app          TEXT NOT NULL REFERENCES apps(name) ON DELETE CASCADE,
+    rule         TEXT NOT NULL,
+    firing_since TEXT,
+    resolved_at  TEXT,
+    message      TEXT NOT NULL,
+    PRIMARY KEY (app, rule)
+);

@@ -42,6 +42,7 @@ pub fn test_config(data_dir: &Path) -> ServerConfig {
         replica_memory_mb: 256,
         reconcile_interval: 1,
         scale_in_delay: 60,
+        alert_interval: 1,
     }
 }
 
