@@ -279,9 +279,10 @@ async fn autoscaling_follows_a_load_step_out_and_back() {
 async fn a_replica_that_stops_answering_is_replaced() {
     let server = spawn_app().await;
     let app = unique("hung");
-    // httpd runs in the background; the container lives on if it dies.
-    let cmd = r#"CMD ["/busybox", "sh", "-c", "/busybox httpd -p 8080 -h /www; exec /busybox sleep 100000"]"#;
-    let repo = git_repo(&busybox_app_with("answering", cmd, ""));
+    // httpd (a busybox copy named /httpd, so killall finds it) runs in the
+    // background; the container lives on when it dies.
+    let cmd = r#"CMD ["/busybox", "sh", "-c", "/httpd httpd -p 8080 -h /www; exec /busybox sleep 100000"]"#;
+    let repo = git_repo(&busybox_app_with("answering", cmd, "COPY busybox /httpd\n"));
     deploy_ok(
         &server,
         repo.path().to_str().unwrap(),
@@ -291,13 +292,22 @@ async fn a_replica_that_stops_answering_is_replaced() {
     .await;
     let victim = server.containers(&app)[0].clone();
     let killed = std::process::Command::new("docker")
-        .args(["exec", &victim, "/busybox", "pkill", "httpd"])
+        .args(["exec", &victim, "/busybox", "killall", "httpd"])
         .output()
         .unwrap();
     assert!(killed.status.success(), "{killed:?}");
+    let id_of = |name: &str| {
+        let out = std::process::Command::new("docker")
+            .args(["inspect", "-f", "{{.Id}}", name])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let victim_id = id_of(&victim);
+    // The replacement keeps the replica's name (same slot) but is a new container.
     wait_until("the silent replica is replaced", Duration::from_secs(30), || {
         let names = server.containers(&app);
-        names.len() == 1 && names[0] != victim
+        names.len() == 1 && !id_of(&names[0]).is_empty() && id_of(&names[0]) != victim_id
     })
     .await;
     wait_until("the replacement serves", Duration::from_secs(10), || {

@@ -207,6 +207,11 @@ impl EdgeProxy {
                     tracing::debug!(app, %error, "edge client request body failed");
                     return pages::bad_request();
                 }
+                // The backend died before answering (killed mid-request):
+                // a replayable request goes to the next backend.
+                Err(Failure::Upstream(error) | Failure::NotSent(error)) if req.replayable => {
+                    tracing::debug!(app, backend = %backend.addr, %error, "edge upstream failed; retrying elsewhere");
+                }
                 Err(Failure::Upstream(error) | Failure::NotSent(error)) => {
                     tracing::debug!(app, backend = %backend.addr, %error, "edge upstream failed");
                     return pages::upstream_error(app);
