@@ -1,0 +1,287 @@
+#!/usr/bin/env bash
+# Edge proxy benchmark: Easy Deploy's edge proxy against nginx, HAProxy and
+# Caddy, in the same run, in front of the same upstream: an app deployed by
+# the platform (a FROM-scratch image holding a small static HTTP server,
+# `crates/edge/examples/bench.rs upstream`), reached on its bridge address.
+#
+#   sudo scripts/bench-proxy.sh                  # 8 s per run, 10000 idle connections
+#   sudo DURATION=15 IDLE=20000 scripts/bench-proxy.sh
+#
+# Builds the platform in release mode (cold: ~15 min on 2 cores) and the
+# upstream as a static binary; installs nginx-light, haproxy, caddy and wrk
+# when missing; starts `easydeploy server` on free ports with a temporary
+# data dir and deploys the upstream app; then, for 32 and 256 connections,
+# keep-alive and one request per connection (`Connection: close`), runs wrk
+# (2 threads, --latency) against the upstream directly and through each
+# proxy, and prints req/s, p50, p99, errors, the edge's ratio to each peer,
+# each proxy's peak RSS over all runs, and each proxy's RSS holding IDLE
+# idle keep-alive client connections (each opened with one request).
+# Every proxy gets the same work: keep-alive to the upstream, X-Forwarded-*
+# headers, no access log. Not a test: it prints figures, it asserts nothing.
+set -euo pipefail
+
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO_ROOT"
+DURATION=${DURATION:-8}
+IDLE=${IDLE:-10000}
+CONNS=(${CONNS:-32 256})
+THREADS=${THREADS:-2}
+PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+
+say() { printf '[bench] %s\n' "$*" >&2; }
+die() {
+  printf '[bench] error: %s\n' "$*" >&2
+  exit 1
+}
+
+[ "$(id -u)" -eq 0 ] || die "run as root (it starts proxies, reads /proc of their processes and uses Docker)"
+missing=()
+for tool in nginx:nginx-light haproxy:haproxy caddy:caddy wrk:wrk; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+docker info >/dev/null 2>&1 || die "the Docker engine is not running (sudo scripts/setup.sh)"
+
+# --- build -----------------------------------------------------------------------
+TARGET=$(cargo metadata --no-deps --format-version 1 | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+say "building easydeploy (release) into $TARGET"
+cargo build --release -q -p easydeploy
+BIN=$TARGET/release/easydeploy
+TRIPLE=$(rustc -vV | sed -n 's/^host: //p')
+say "building the static upstream"
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --release -q -p easydeploy-edge \
+  --example bench --target "$TRIPLE" --target-dir "$TARGET/bench-static"
+TOOL=$TARGET/bench-static/$TRIPLE/release/examples/bench
+
+# --- platform and app ----------------------------------------------------------------
+WORK=$(mktemp -d /tmp/easydeploy-bench.XXXXXX)
+ulimit -n 262144
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+API_PORT=$(free_port)
+EDGE_PORT=$(free_port)
+NGINX_PORT=$(free_port)
+HAPROXY_PORT=$(free_port)
+CADDY_PORT=$(free_port)
+export EASYDEPLOY_URL=http://127.0.0.1:$API_PORT EASYDEPLOY_DATA_DIR=$WORK/data
+SERVER_PID=""
+PIDFILES=()
+IDLE_PIDS=()
+
+cleanup() {
+  for pid in "${IDLE_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for file in "${PIDFILES[@]}"; do
+    [ -s "$file" ] && kill "$(cat "$file")" 2>/dev/null || true
+  done
+  if [ -n "$SERVER_PID" ]; then
+    "$BIN" destroy bench >/dev/null 2>&1 || true
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+say "starting easydeploy server (API :$API_PORT, edge :$EDGE_PORT)"
+"$BIN" server --data-dir "$WORK/data" --api-addr "127.0.0.1:$API_PORT" \
+  --proxy-addr "127.0.0.1:$EDGE_PORT" >"$WORK/server.log" 2>&1 &
+SERVER_PID=$!
+for _ in $(seq 100); do
+  curl -sf "$EASYDEPLOY_URL/healthz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+curl -sf "$EASYDEPLOY_URL/healthz" >/dev/null || die "the server did not start: $(tail -5 "$WORK/server.log")"
+
+mkdir -p "$WORK/app"
+cp "$TOOL" "$WORK/app/bench"
+cat >"$WORK/app/Dockerfile" <<'EOF'
+FROM scratch
+COPY bench /bench
+EXPOSE 8080
+CMD ["/bench", "upstream", "8080"]
+EOF
+git -C "$WORK/app" init -q -b main
+git -C "$WORK/app" add -A
+git -C "$WORK/app" -c user.name=bench -c user.email=bench@localhost commit -q -m bench
+say "deploying the upstream app"
+"$BIN" deploy "$WORK/app" --name bench >"$WORK/deploy.log" 2>&1 || die "deploy failed: $(cat "$WORK/deploy.log")"
+CONTAINER=$(docker ps -q --filter label=easydeploy.app=bench | head -1)
+UPSTREAM_IP=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$CONTAINER" | awk '{print $1}')
+UPSTREAM=$UPSTREAM_IP:8080
+say "upstream: $UPSTREAM (container ${CONTAINER:0:12})"
+
+# --- peers -------------------------------------------------------------------------
+cat >"$WORK/nginx.conf" <<EOF
+worker_processes auto;
+worker_rlimit_nofile 262144;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log;
+events { worker_connections 65536; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  upstream app { server $UPSTREAM; keepalive 1024; keepalive_requests 1000000; }
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host \$http_host;
+      proxy_set_header X-Forwarded-For \$remote_addr;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+      proxy_set_header X-Forwarded-Host \$host;
+    }
+  }
+}
+EOF
+cat >"$WORK/haproxy.cfg" <<EOF
+global
+  maxconn 100000
+  nbthread $(nproc)
+defaults
+  mode http
+  timeout connect 2s
+  timeout client 60s
+  timeout server 60s
+  timeout http-keep-alive 60s
+  option forwardfor
+  http-reuse always
+frontend edge
+  bind 127.0.0.1:$HAPROXY_PORT
+  http-request set-header X-Forwarded-Proto http
+  http-request set-header X-Forwarded-Host %[req.hdr(host)]
+  default_backend app
+backend app
+  server app1 $UPSTREAM
+EOF
+cat >"$WORK/Caddyfile" <<EOF
+{
+  admin off
+  auto_https off
+  storage file_system $WORK/caddy
+}
+http://:$CADDY_PORT {
+  bind 127.0.0.1
+  reverse_proxy $UPSTREAM
+}
+EOF
+nginx -c "$WORK/nginx.conf"
+PIDFILES+=("$WORK/nginx.pid")
+haproxy -f "$WORK/haproxy.cfg" -D -p "$WORK/haproxy.pid"
+PIDFILES+=("$WORK/haproxy.pid")
+XDG_DATA_HOME=$WORK/caddy XDG_CONFIG_HOME=$WORK/caddy caddy run --config "$WORK/Caddyfile" \
+  --adapter caddyfile >"$WORK/caddy.log" 2>&1 &
+echo $! >"$WORK/caddy.pid"
+PIDFILES+=("$WORK/caddy.pid")
+sleep 1
+
+NAMES=(edge nginx haproxy caddy)
+declare -A PORT=([edge]=$EDGE_PORT [nginx]=$NGINX_PORT [haproxy]=$HAPROXY_PORT [caddy]=$CADDY_PORT)
+declare -A MAIN=([edge]=$SERVER_PID [nginx]=$(cat "$WORK/nginx.pid") [haproxy]=$(cat "$WORK/haproxy.pid") [caddy]=$(cat "$WORK/caddy.pid"))
+
+# Processes of a proxy: its main process and its children (nginx workers).
+pids_of() { echo "${MAIN[$1]}" $(pgrep -P "${MAIN[$1]}" 2>/dev/null || true); }
+# Sum of a /proc/PID/status field (kB) over a proxy's processes.
+mem_of() {
+  local total=0 pid kb
+  for pid in $(pids_of "$1"); do
+    kb=$(awk -v f="$2:" '$1 == f { print $2 }' "/proc/$pid/status" 2>/dev/null || echo 0)
+    total=$((total + ${kb:-0}))
+  done
+  echo "$total"
+}
+for name in "${NAMES[@]}"; do
+  curl -sf -H 'Host: bench.localhost' "http://127.0.0.1:${PORT[$name]}/" >/dev/null ||
+    die "$name does not answer on :${PORT[$name]}"
+done
+
+# --- throughput and latency --------------------------------------------------------------
+to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n *= 1; else if (v ~ /s$/) n *= 1000; printf "%.2f", n }'; }
+declare -A RPS P50 P99 ERR
+run() { # run NAME URL CONNS MODE
+  local name=$1 url=$2 conns=$3 mode=$4 extra=() out
+  [ "$mode" = close ] && extra=(-H 'Connection: close')
+  wrk -t"$THREADS" -c"$conns" -d1s -H 'Host: bench.localhost' "${extra[@]}" "$url" >/dev/null 2>&1 || true
+  out=$(wrk -t"$THREADS" -c"$conns" -d"${DURATION}s" --latency -H 'Host: bench.localhost' "${extra[@]}" "$url" 2>&1)
+  local key="$name/$conns/$mode"
+  RPS[$key]=$(awk '/^Requests\/sec/ { printf "%d", $2 }' <<<"$out")
+  P50[$key]=$(to_ms "$(awk '$1 == "50%" { print $2 }' <<<"$out")")
+  P99[$key]=$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
+  ERR[$key]=$(awk '/Socket errors/ { gsub(",", ""); e += $4 + $6 + $8 + $10 } /Non-2xx/ { e += $NF } END { print e + 0 }' <<<"$out")
+}
+
+for name in "${NAMES[@]}"; do
+  for pid in $(pids_of "$name"); do echo 5 >"/proc/$pid/clear_refs" 2>/dev/null || true; done
+done
+for conns in "${CONNS[@]}"; do
+  for mode in keepalive close; do
+    say "wrk: $conns connections, $mode"
+    run direct "http://$UPSTREAM/" "$conns" "$mode"
+    for name in "${NAMES[@]}"; do
+      run "$name" "http://127.0.0.1:${PORT[$name]}/" "$conns" "$mode"
+    done
+  done
+done
+declare -A PEAK
+for name in "${NAMES[@]}"; do PEAK[$name]=$(mem_of "$name" VmHWM); done
+
+# --- idle connections --------------------------------------------------------------------
+declare -A IDLE_RSS BASE_RSS OPEN
+for name in "${NAMES[@]}"; do
+  say "$IDLE idle connections to $name"
+  BASE_RSS[$name]=$(mem_of "$name" VmRSS)
+  fifo=$WORK/idle-$name.in
+  mkfifo "$fifo"
+  "$TOOL" idle "127.0.0.1:${PORT[$name]}" bench.localhost "$IDLE" <"$fifo" >"$WORK/idle-$name.out" 2>"$WORK/idle-$name.err" &
+  IDLE_PIDS+=($!)
+  exec 9>"$fifo"
+  for _ in $(seq 600); do
+    grep -q '^ready' "$WORK/idle-$name.out" && break
+    sleep 0.1
+  done
+  sleep 1
+  IDLE_RSS[$name]=$(mem_of "$name" VmRSS)
+  OPEN[$name]=$(awk '/^ready/ { print $2 }' "$WORK/idle-$name.out")
+  exec 9>&-
+  wait "${IDLE_PIDS[-1]}" 2>/dev/null || true
+  sleep 1
+done
+
+# --- report ------------------------------------------------------------------------------
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+echo
+echo "Edge proxy benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, wrk -t$THREADS -d${DURATION}s, upstream $UPSTREAM (deployed app)"
+echo "versions: $(nginx -v 2>&1 | sed 's/.*: //'), $(haproxy -v | head -1 | awk '{print "HAProxy", $3}'), caddy $(caddy version | awk '{print $1}'), easydeploy release build"
+echo
+printf '%-8s %-6s %-10s %10s %9s %9s %8s\n' proxy conns mode 'req/s' 'p50 ms' 'p99 ms' errors
+for conns in "${CONNS[@]}"; do
+  for mode in keepalive close; do
+    for name in direct "${NAMES[@]}"; do
+      key="$name/$conns/$mode"
+      printf '%-8s %-6s %-10s %10s %9s %9s %8s\n' "$name" "$conns" "$mode" "${RPS[$key]}" "${P50[$key]}" "${P99[$key]}" "${ERR[$key]}"
+    done
+  done
+done
+echo
+echo "edge req/s ÷ peer req/s (p99: edge ms / best peer ms)"
+printf '%-6s %-10s %8s %8s %8s %12s\n' conns mode nginx haproxy caddy 'p99 vs best'
+for conns in "${CONNS[@]}"; do
+  for mode in keepalive close; do
+    e=${RPS[edge/$conns/$mode]}
+    best=$(printf '%s\n' "${P99[nginx/$conns/$mode]}" "${P99[haproxy/$conns/$mode]}" "${P99[caddy/$conns/$mode]}" | sort -g | head -1)
+    printf '%-6s %-10s %8s %8s %8s %12s\n' "$conns" "$mode" \
+      "$(ratio "$e" "${RPS[nginx/$conns/$mode]}")" "$(ratio "$e" "${RPS[haproxy/$conns/$mode]}")" \
+      "$(ratio "$e" "${RPS[caddy/$conns/$mode]}")" "${P99[edge/$conns/$mode]}/$best"
+  done
+done
+echo
+printf '%-8s %16s %22s %14s\n' proxy 'peak RSS MiB' "RSS with $IDLE idle MiB" 'idle open'
+for name in "${NAMES[@]}"; do
+  printf '%-8s %16s %22s %14s\n' "$name" "$(mib "${PEAK[$name]}")" \
+    "$(mib "${IDLE_RSS[$name]}") (+$(mib $((IDLE_RSS[$name] - BASE_RSS[$name]))))" "${OPEN[$name]:-0}"
+done
+echo "(edge = the whole easydeploy server process: API, engine and proxy; nginx = master + workers)"
