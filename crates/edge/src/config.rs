@@ -18,8 +18,10 @@ pub struct EdgeConfig {
     pub header_read_timeout: Duration,
     /// How long an idle pooled connection to a backend is kept (default 90 s).
     pub idle_timeout: Duration,
-    /// An HTTP/2 connection or a WebSocket tunnel with no traffic either
-    /// way for this long is closed (default 5 min).
+    /// A WebSocket (or other upgraded) tunnel with no traffic either way
+    /// for this long is closed (default 5 min); an HTTP/2 client is pinged
+    /// every half of it and dropped if it does not answer within
+    /// `header_read_timeout`.
     pub client_idle_timeout: Duration,
     /// Largest request body accepted (default 1 GiB); larger ones get a 413
     /// (at once when `Content-Length` says so, else when the limit is hit).

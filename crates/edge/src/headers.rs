@@ -96,13 +96,40 @@ pub(crate) enum RequestBody {
     Chunked,
 }
 
+/// A client's IP address, formatted once per connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientIp {
+    v6: bool,
+    text: [u8; 39],
+    len: u8,
+}
+
+impl ClientIp {
+    pub(crate) fn new(ip: IpAddr) -> Self {
+        let ip = ip.to_canonical();
+        let mut text = [0u8; 39];
+        let mut cursor = std::io::Cursor::new(&mut text[..]);
+        let _ = write!(cursor, "{ip}");
+        let len = cursor.position() as u8;
+        Self {
+            v6: ip.is_ipv6(),
+            text,
+            len,
+        }
+    }
+
+    fn text(&self) -> &[u8] {
+        &self.text[..usize::from(self.len)]
+    }
+}
+
 /// What the proxy tells the backend about the client.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Forwarding<'a> {
     /// The host the client asked for.
     pub(crate) host: &'a str,
     /// The client's address.
-    pub(crate) client: IpAddr,
+    pub(crate) client: ClientIp,
     /// Whether the client came over TLS.
     pub(crate) tls: bool,
     /// Keep and extend the forwarding headers the client sent.
@@ -204,7 +231,8 @@ fn write_forwarding(out: &mut Vec<u8>, headers: &HeaderMap, fwd: &Forwarding<'_>
         out.extend_from_slice(earlier);
         out.extend_from_slice(b", ");
     }
-    let _ = write!(out, "{}\r\n", fwd.client);
+    out.extend_from_slice(fwd.client.text());
+    out.extend_from_slice(b"\r\n");
 
     for (name, value) in [(X_FORWARDED_PROTO, proto), (X_FORWARDED_HOST, fwd.host)] {
         match headers.get(&name).filter(|_| fwd.trust) {
@@ -219,10 +247,14 @@ fn write_forwarding(out: &mut Vec<u8>, headers: &HeaderMap, fwd: &Forwarding<'_>
         out.extend_from_slice(b", ");
     }
     // `host` only reaches here after `app_of_host` accepted it: no quotes or backslashes.
-    let _ = match fwd.client {
-        IpAddr::V4(ip) => write!(out, "for={ip}"),
-        IpAddr::V6(ip) => write!(out, "for=\"[{ip}]\""),
-    };
+    if fwd.client.v6 {
+        out.extend_from_slice(b"for=\"[");
+        out.extend_from_slice(fwd.client.text());
+        out.extend_from_slice(b"]\"");
+    } else {
+        out.extend_from_slice(b"for=");
+        out.extend_from_slice(fwd.client.text());
+    }
     let _ = write!(out, ";host=\"{}\";proto={proto}\r\n", fwd.host);
 }
 
@@ -252,7 +284,7 @@ mod tests {
         let mut out = Vec::new();
         let fwd = Forwarding {
             host: "a.localhost:8080",
-            client: "::1".parse().unwrap(),
+            client: ClientIp::new("::1".parse().unwrap()),
             tls: false,
             trust,
         };

@@ -5,7 +5,7 @@ use crate::body::{ProxyBody, UpstreamBody};
 use crate::config::EdgeConfig;
 use crate::exchange::{self, Failure};
 use crate::headers::{
-    app_of_host, connection_lists, request_host, write_request_head, Forwarding, RequestBody,
+    app_of_host, connection_lists, request_host, write_request_head, ClientIp, Forwarding, RequestBody,
 };
 use crate::pages;
 use crate::routes::{AppStats, Backend, InFlight, Pool, Routes};
@@ -116,7 +116,7 @@ impl EdgeProxy {
     pub(crate) async fn handle(
         &self,
         req: Request<Incoming>,
-        peer: SocketAddr,
+        client: ClientIp,
         tls: bool,
     ) -> Response<ProxyBody> {
         let (mut parts, body) = req.into_parts();
@@ -133,7 +133,7 @@ impl EdgeProxy {
         pool.counters.request();
         let fwd = Forwarding {
             host,
-            client: peer.ip().to_canonical(),
+            client,
             tls,
             trust: self.config.trust_forwarded_headers,
         };

@@ -4,6 +4,7 @@
 //! knowledge) or HTTP/1; TLS connections then pick HTTP/2 or 1.1 by ALPN.
 
 use crate::body::ProxyBody;
+use crate::headers::ClientIp;
 use crate::proxy::EdgeProxy;
 use crate::tls;
 use crate::upstream;
@@ -173,10 +174,10 @@ impl Client {
         Error = Infallible,
         Future = impl Future<Output = Result<Response<ProxyBody>, Infallible>> + Send,
     > + Clone {
-        let (proxy, peer) = (self.proxy.clone(), self.peer);
+        let (proxy, client) = (self.proxy.clone(), ClientIp::new(self.peer.ip()));
         service_fn(move |req| {
             let proxy = proxy.clone();
-            async move { Ok::<_, Infallible>(proxy.handle(req, peer, tls).await) }
+            async move { Ok::<_, Infallible>(proxy.handle(req, client, tls).await) }
         })
     }
 

@@ -100,8 +100,12 @@ pub(crate) fn checkout(addr: SocketAddr, limits: PoolLimits, replayable: bool) -
 
 /// Puts a connection whose exchange ended cleanly back in this thread's pool.
 pub(crate) fn checkin(mut conn: Conn, limits: PoolLimits) {
-    // Release the read buffer: idle connections hold no memory of their own.
-    conn.buf = BytesMut::new();
+    // Keep a small read buffer for the next exchange (its memory is reused
+    // once the last response's bytes are dropped); release a large one.
+    if conn.buf.capacity() > 2 * READ_BUF {
+        conn.buf = BytesMut::new();
+    }
+    conn.buf.clear();
     conn.reused = true;
     conn.idle_since = Instant::now();
     // `try_with`: a body finishing while the thread shuts down just closes.
