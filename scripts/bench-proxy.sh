@@ -58,7 +58,10 @@ TOOL=$TARGET/bench-static/$TRIPLE/release/examples/bench
 
 # --- platform and app ----------------------------------------------------------------
 WORK=$(mktemp -d /tmp/easydeploy-bench.XXXXXX)
-ulimit -n 262144
+# Each idle client connection holds a descriptor in the client and in the proxy.
+ulimit -n "$(ulimit -Hn)"
+NOFILE=$(ulimit -n)
+[ "$NOFILE" -gt $((IDLE + 2000)) ] || die "open files limit $NOFILE is too low for IDLE=$IDLE"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 API_PORT=$(free_port)
 EDGE_PORT=$(free_port)
@@ -115,10 +118,10 @@ say "upstream: $UPSTREAM (container ${CONTAINER:0:12})"
 # --- peers -------------------------------------------------------------------------
 cat >"$WORK/nginx.conf" <<EOF
 worker_processes auto;
-worker_rlimit_nofile 262144;
+worker_rlimit_nofile $NOFILE;
 pid $WORK/nginx.pid;
 error_log $WORK/nginx-error.log;
-events { worker_connections 65536; }
+events { worker_connections $((NOFILE / 2)); }
 http {
   access_log off;
   keepalive_requests 1000000;
@@ -139,7 +142,7 @@ http {
 EOF
 cat >"$WORK/haproxy.cfg" <<EOF
 global
-  maxconn 100000
+  maxconn $((NOFILE / 2 - 100))
   nbthread $(nproc)
 defaults
   mode http
