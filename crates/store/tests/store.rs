@@ -15,6 +15,15 @@ fn settings() -> AppSettings {
     )
 }
 
+/// Moves a claimed deployment through every step up to `verifying`.
+async fn walk_to_verifying(store: &Store, id: &str, owner: &str) {
+    let mut s = S::PreparingTenant;
+    while s != S::Verifying {
+        s = s.next().unwrap();
+        store.advance(id, owner, s, None).await.unwrap();
+    }
+}
+
 fn name(n: &str) -> AppName {
     AppName::parse(n).unwrap()
 }
@@ -50,11 +59,7 @@ async fn a_deployment_walks_its_steps_and_keeps_its_history() {
         store.claim("w2", 30_000).await.unwrap().is_none(),
         "only one claim"
     );
-    let mut s = S::PreparingTenant;
-    while s != S::Verifying {
-        s = s.next().unwrap();
-        store.advance(&d.id, "w1", s, None).await.unwrap();
-    }
+    walk_to_verifying(&store, &d.id, "w1").await;
     assert!(
         store.advance(&d.id, "w2", S::Live, None).await.is_err(),
         "someone else's lease"
@@ -93,11 +98,7 @@ async fn a_deployment_walks_its_steps_and_keeps_its_history() {
         .await
         .unwrap();
     store.claim("w1", 30_000).await.unwrap().unwrap();
-    let mut s = S::PreparingTenant;
-    while s != S::Verifying {
-        s = s.next().unwrap();
-        store.advance(&d2.id, "w1", s, None).await.unwrap();
-    }
+    walk_to_verifying(&store, &d2.id, "w1").await;
     store.go_live(&d2.id, "w1").await.unwrap();
     assert_eq!(store.deployment(&d.id).await.unwrap().state, S::Superseded);
     assert_eq!(store.live_deployments().await.unwrap().len(), 1);
@@ -224,11 +225,7 @@ async fn releases_are_numbered_and_a_rollback_marks_what_it_replaced() {
         new.kind = kind;
         let d = store.enqueue(&app, &settings(), &new).await.unwrap();
         store.claim("w", 30_000).await.unwrap().unwrap();
-        let mut s = S::PreparingTenant;
-        while s != S::Verifying {
-            s = s.next().unwrap();
-            store.advance(&d.id, "w", s, None).await.unwrap();
-        }
+        walk_to_verifying(&store, &d.id, "w").await;
         store.go_live(&d.id, "w").await.unwrap();
         ids.push(d.id);
     }
@@ -256,11 +253,7 @@ async fn statistics_count_outcomes_and_time_steps() {
         .await
         .unwrap();
     store.claim("w", 30_000).await.unwrap().unwrap();
-    let mut s = S::PreparingTenant;
-    while s != S::Verifying {
-        s = s.next().unwrap();
-        store.advance(&ok.id, "w", s, None).await.unwrap();
-    }
+    walk_to_verifying(&store, &ok.id, "w").await;
     store.go_live(&ok.id, "w").await.unwrap();
     let bad = store
         .enqueue(&app, &settings(), &NewDeployment::build(None))
@@ -283,7 +276,11 @@ async fn statistics_count_outcomes_and_time_steps() {
     assert_eq!(stats.success_rate, Some(0.5));
     assert_eq!(stats.steps["building"].count, 1);
     assert_eq!(stats.steps["fetching_source"].count, 2);
-    assert!(stats.steps["queued"].p95_secs >= 0.0);
+    let queued = &stats.steps["queued"];
+    assert!(
+        queued.count == 2 && queued.p95_secs >= queued.mean_secs,
+        "{queued:?}"
+    );
     assert_eq!(stats.per_day.values().sum::<u64>(), 2);
     let other = store.deploy_stats(Some(&[name("other")])).await.unwrap();
     assert_eq!((other.total, other.success_rate), (0, None));
