@@ -299,6 +299,11 @@ pub trait Runtime: Send + Sync {
     ) -> BackendResult<BoxStream<'static, LogLine>>;
     /// Stops everything of the app and removes its route.
     async fn destroy(&self, app: &AppName) -> BackendResult<()>;
+    /// Resource use of each running replica of the app. Backends without
+    /// per-replica figures keep the default (none).
+    async fn stats(&self, _app: &AppName) -> BackendResult<Vec<ReplicaStats>> {
+        Ok(Vec::new())
+    }
 }
 
 /// Keeps build artifacts (pipeline files, image detail, build log) per deployment.
@@ -355,5 +360,108 @@ pub trait LoadMetrics: Send + Sync {
     /// Responses by status class (2xx, 3xx, 4xx, 5xx) since the process started, if known.
     fn responses_by_class(&self, _app: &str) -> Option<[u64; 4]> {
         None
+    }
+
+    /// Every traffic figure of the app since the process started, if known.
+    fn traffic(&self, _app: &str) -> Option<TrafficFigures> {
+        None
+    }
+
+    /// The same figures per replica, keyed by the address the proxy dials.
+    fn traffic_by_replica(&self, _app: &str) -> Vec<(String, TrafficFigures)> {
+        Vec::new()
+    }
+}
+
+/// Upper bounds (milliseconds) of the latency histogram buckets; a last,
+/// unbounded bucket follows.
+pub const LATENCY_BUCKETS_MS: [f64; 14] = [
+    1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0,
+];
+
+/// Cumulative traffic figures of an app or a replica, as seen by the proxy.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrafficFigures {
+    /// Requests received.
+    pub requests: u64,
+    /// Responses by status class: 2xx, 3xx, 4xx, 5xx.
+    pub responses_by_class: [u64; 4],
+    /// Requests being served now.
+    pub in_flight: u64,
+    /// Request body bytes received from clients.
+    pub bytes_in: u64,
+    /// Response body bytes sent to clients.
+    pub bytes_out: u64,
+    /// Responses per latency bucket (not cumulative): one count per bound
+    /// of [`LATENCY_BUCKETS_MS`], then the unbounded bucket. Empty when unknown.
+    pub latency_buckets: Vec<u64>,
+    /// Sum of every response's latency, in milliseconds.
+    pub latency_sum_ms: f64,
+}
+
+impl TrafficFigures {
+    /// The latency below which a fraction `q` (0..=1) of responses fell,
+    /// interpolated inside its bucket; `None` without responses.
+    pub fn latency_quantile_ms(&self, q: f64) -> Option<f64> {
+        latency_quantile_ms(&self.latency_buckets, q)
+    }
+}
+
+/// Quantile `q` of a latency histogram laid out as in [`TrafficFigures::latency_buckets`].
+pub fn latency_quantile_ms(buckets: &[u64], q: f64) -> Option<f64> {
+    let total: u64 = buckets.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let rank = (q.clamp(0.0, 1.0) * total as f64).max(1.0);
+    let mut seen = 0u64;
+    for (i, &count) in buckets.iter().enumerate() {
+        if count == 0 {
+            continue;
+        }
+        if (seen + count) as f64 >= rank {
+            let lower = if i == 0 { 0.0 } else { LATENCY_BUCKETS_MS[i - 1] };
+            let Some(&upper) = LATENCY_BUCKETS_MS.get(i) else {
+                return Some(lower);
+            };
+            let within = (rank - seen as f64) / count as f64;
+            return Some(lower + (upper - lower) * within);
+        }
+        seen += count;
+    }
+    None
+}
+
+/// Resource use of one replica, sampled by the runtime.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ReplicaStats {
+    /// Replica name.
+    pub replica: String,
+    /// CPU use in percent of one core.
+    pub cpu_percent: f64,
+    /// Memory in use, bytes.
+    pub memory_bytes: u64,
+    /// Memory limit, bytes (0 when unlimited).
+    pub memory_limit_bytes: u64,
+    /// Bytes received on the network since the replica started.
+    pub net_rx_bytes: u64,
+    /// Bytes sent on the network since the replica started.
+    pub net_tx_bytes: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_interpolate_inside_buckets() {
+        let mut buckets = vec![0u64; LATENCY_BUCKETS_MS.len() + 1];
+        assert_eq!(latency_quantile_ms(&buckets, 0.5), None);
+        buckets[3] = 100; // 5..10 ms
+        let p50 = latency_quantile_ms(&buckets, 0.5).unwrap();
+        assert!((p50 - 7.5).abs() < 1e-9, "{p50}");
+        buckets[LATENCY_BUCKETS_MS.len()] = 100; // beyond the last bound
+        assert_eq!(latency_quantile_ms(&buckets, 0.99), Some(30000.0));
+        assert!(latency_quantile_ms(&buckets, 0.25).unwrap() < 10.0);
     }
 }
