@@ -64,21 +64,23 @@ pub struct AlertState {
     pub message: String,
 }
 
-fn settings_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<AlertSettings> {
-    Ok(AlertSettings {
-        app: row.try_get("app")?,
-        webhook_url: row.try_get("webhook_url")?,
-        secret: row.try_get("secret")?,
-        rules: AlertRules {
-            error_ratio_percent: row.try_get("error_ratio_percent")?,
-            window_secs: row.try_get("window_secs")?,
-            latency_p95_ms: row.try_get("latency_p95_ms")?,
-            crash_loop_restarts: row.try_get("crash_loop_restarts")?,
-            no_healthy_replica: row.try_get::<i64, _>("no_healthy_replica")? != 0,
-        },
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
+impl Store {
+    fn settings_from_row(&self, row: &sqlx::sqlite::SqliteRow) -> StoreResult<AlertSettings> {
+        Ok(AlertSettings {
+            app: row.try_get("app")?,
+            webhook_url: row.try_get("webhook_url")?,
+            secret: self.key.open("alert_secret", row.try_get::<&str, _>("secret")?)?,
+            rules: AlertRules {
+                error_ratio_percent: row.try_get("error_ratio_percent")?,
+                window_secs: row.try_get("window_secs")?,
+                latency_p95_ms: row.try_get("latency_p95_ms")?,
+                crash_loop_restarts: row.try_get("crash_loop_restarts")?,
+                no_healthy_replica: row.try_get::<i64, _>("no_healthy_replica")? != 0,
+            },
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
 }
 
 fn state_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<AlertState> {
@@ -116,7 +118,7 @@ impl Store {
         let fresh = existing.is_none() || rotate_secret;
         let secret = match existing {
             Some(secret) if !rotate_secret => secret,
-            _ => new_secret(),
+            _ => self.key.seal("alert_secret", &new_secret()),
         };
         sqlx::query(
             "INSERT INTO alert_settings (app, webhook_url, secret, error_ratio_percent, window_secs, \
@@ -144,7 +146,7 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok((settings_from_row(&row)?, fresh))
+        Ok((self.settings_from_row(&row)?, fresh))
     }
 
     /// An app's alert settings, if its alerts are on.
@@ -153,7 +155,7 @@ impl Store {
             .bind(app.as_str())
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(settings_from_row).transpose()
+        row.as_ref().map(|r| self.settings_from_row(r)).transpose()
     }
 
     /// Alert settings of every app whose alerts are on.
@@ -161,7 +163,7 @@ impl Store {
         let rows = sqlx::query("SELECT * FROM alert_settings ORDER BY app")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(settings_from_row).collect()
+        rows.iter().map(|r| self.settings_from_row(r)).collect()
     }
 
     /// Turns an app's alerts off, forgetting their state; false when they were off.

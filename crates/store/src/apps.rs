@@ -1,7 +1,7 @@
 //! Apps: a unique name (its host name), its tenant, its settings and the
 //! deployment that is live.
 
-use crate::{from_json, now, to_json, Store, StoreError, StoreResult};
+use crate::{now, Store, StoreError, StoreResult};
 use easydeploy_core::{AppName, AppSettings};
 use serde::Serialize;
 use sqlx::Row;
@@ -26,17 +26,21 @@ pub struct App {
     pub updated_at: String,
 }
 
-fn app_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<App> {
-    let name: String = row.try_get("name")?;
-    Ok(App {
-        name: AppName::parse(&name).map_err(|e| StoreError::Corrupt(e.message))?,
-        tenant: row.try_get("tenant")?,
-        settings: from_json(row.try_get::<&str, _>("settings")?)?,
-        live_deployment: row.try_get("live_deployment")?,
-        webhook_secret: row.try_get("webhook_secret")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
+impl Store {
+    fn app_from_row(&self, row: &sqlx::sqlite::SqliteRow) -> StoreResult<App> {
+        let name: String = row.try_get("name")?;
+        Ok(App {
+            name: AppName::parse(&name).map_err(|e| StoreError::Corrupt(e.message))?,
+            tenant: row.try_get("tenant")?,
+            settings: self.open_settings(row.try_get::<&str, _>("settings")?)?,
+            live_deployment: row.try_get("live_deployment")?,
+            webhook_secret: self
+                .key
+                .open("webhook_secret", row.try_get::<&str, _>("webhook_secret")?)?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
 }
 
 impl Store {
@@ -49,8 +53,8 @@ impl Store {
         )
         .bind(name.as_str())
         .bind(tenant)
-        .bind(to_json(settings))
-        .bind(new_secret())
+        .bind(self.seal_settings(settings))
+        .bind(self.key.seal("webhook_secret", &new_secret()))
         .bind(&at)
         .bind(&at)
         .execute(&self.writer)
@@ -70,7 +74,7 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("app '{name}'")))?;
-        app_from_row(&row)
+        self.app_from_row(&row)
     }
 
     /// Every app, by name.
@@ -78,13 +82,13 @@ impl Store {
         let rows = sqlx::query("SELECT * FROM apps ORDER BY name")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(app_from_row).collect()
+        rows.iter().map(|r| self.app_from_row(r)).collect()
     }
 
     /// Replaces an app's settings.
     pub async fn update_settings(&self, name: &AppName, settings: &AppSettings) -> StoreResult<()> {
         let done = sqlx::query("UPDATE apps SET settings = ?, updated_at = ? WHERE name = ?")
-            .bind(to_json(settings))
+            .bind(self.seal_settings(settings))
             .bind(now())
             .bind(name.as_str())
             .execute(&self.writer)

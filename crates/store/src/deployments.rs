@@ -2,7 +2,7 @@
 //! deployments of the app), claim with a lease, move step by step with every
 //! transition written in the same transaction, recover after a restart.
 
-use crate::{from_json, now, to_json, Store, StoreError, StoreResult};
+use crate::{now, Store, StoreError, StoreResult};
 use easydeploy_core::{AppName, AppSettings, DeploymentState};
 use serde::Serialize;
 use sqlx::{Row, Sqlite, Transaction};
@@ -147,32 +147,34 @@ fn state_of(raw: &str) -> StoreResult<DeploymentState> {
     DeploymentState::parse(raw).ok_or_else(|| StoreError::Corrupt(format!("unknown state {raw}")))
 }
 
-fn deployment_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Deployment> {
-    let app: String = row.try_get("app")?;
-    let failed: Option<String> = row.try_get("failed_step")?;
-    Ok(Deployment {
-        id: row.try_get("id")?,
-        app: AppName::parse(&app).map_err(|e| StoreError::Corrupt(e.message))?,
-        number: row.try_get("number")?,
-        state: state_of(row.try_get("state")?)?,
-        failed_step: failed.as_deref().map(state_of).transpose()?,
-        reason: row.try_get("reason")?,
-        settings: from_json(row.try_get::<&str, _>("settings")?)?,
-        commit: row.try_get("commit_sha")?,
-        commit_summary: row.try_get("commit_summary")?,
-        framework: row.try_get("framework")?,
-        evidence: row.try_get("evidence")?,
-        image: row.try_get("image")?,
-        kind: DeploymentKind::parse(row.try_get("kind")?)?,
-        reuse_image: row.try_get("reuse_image")?,
-        port: row
-            .try_get::<Option<i64>, _>("port")?
-            .and_then(|p| u16::try_from(p).ok()),
-        release: row.try_get("release_number")?,
-        created_by: row.try_get("created_by")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
+impl Store {
+    fn deployment_from_row(&self, row: &sqlx::sqlite::SqliteRow) -> StoreResult<Deployment> {
+        let app: String = row.try_get("app")?;
+        let failed: Option<String> = row.try_get("failed_step")?;
+        Ok(Deployment {
+            id: row.try_get("id")?,
+            app: AppName::parse(&app).map_err(|e| StoreError::Corrupt(e.message))?,
+            number: row.try_get("number")?,
+            state: state_of(row.try_get("state")?)?,
+            failed_step: failed.as_deref().map(state_of).transpose()?,
+            reason: row.try_get("reason")?,
+            settings: self.open_settings(row.try_get::<&str, _>("settings")?)?,
+            commit: row.try_get("commit_sha")?,
+            commit_summary: row.try_get("commit_summary")?,
+            framework: row.try_get("framework")?,
+            evidence: row.try_get("evidence")?,
+            image: row.try_get("image")?,
+            kind: DeploymentKind::parse(row.try_get("kind")?)?,
+            reuse_image: row.try_get("reuse_image")?,
+            port: row
+                .try_get::<Option<i64>, _>("port")?
+                .and_then(|p| u16::try_from(p).ok()),
+            release: row.try_get("release_number")?,
+            created_by: row.try_get("created_by")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
 }
 
 fn unix_ms() -> i64 {
@@ -239,7 +241,7 @@ impl Store {
         .bind(&id)
         .bind(app.as_str())
         .bind(number)
-        .bind(to_json(settings))
+        .bind(self.seal_settings(settings))
         .bind(new.commit.as_deref())
         .bind(new.kind.as_str())
         .bind(new.reuse_image.as_deref())
@@ -487,7 +489,7 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("deployment {id}")))?;
-        deployment_from_row(&row)
+        self.deployment_from_row(&row)
     }
 
     /// An app's deployments, newest first.
@@ -497,7 +499,7 @@ impl Store {
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(deployment_from_row).collect()
+        rows.iter().map(|r| self.deployment_from_row(r)).collect()
     }
 
     /// Every deployment currently live, one per app.
@@ -507,7 +509,7 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(deployment_from_row).collect()
+        rows.iter().map(|r| self.deployment_from_row(r)).collect()
     }
 
     /// The app's releases (deployments that went live), newest first.
@@ -519,7 +521,7 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(deployment_from_row).collect()
+        rows.iter().map(|r| self.deployment_from_row(r)).collect()
     }
 
     /// Release `number` of the app.
@@ -530,7 +532,7 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("release v{number} of '{app}'")))?;
-        deployment_from_row(&row)
+        self.deployment_from_row(&row)
     }
 
     /// Ids of every deployment that is queued, in flight or live.

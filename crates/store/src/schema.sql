@@ -79,3 +79,47 @@ CREATE TABLE IF NOT EXISTS alert_states (
     message      TEXT NOT NULL,
     PRIMARY KEY (app, rule)
 );
+
+-- Schema version 2: accounts.
+CREATE TABLE IF NOT EXISTS users (
+    id            TEXT PRIMARY KEY,
+    email         TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    password_hash TEXT,
+    admin         INTEGER NOT NULL DEFAULT 0,
+    tenant        TEXT NOT NULL UNIQUE,
+    github_id     INTEGER UNIQUE,
+    github_login  TEXT,
+    github_token  TEXT,
+    created_at    TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS api_tokens (
+    id           TEXT PRIMARY KEY,
+    user_id      TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    digest       TEXT NOT NULL,
+    label        TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    last_used_at TEXT
+);
+CREATE INDEX IF NOT EXISTS tokens_by_user ON api_tokens (user_id);
+
+CREATE TABLE IF NOT EXISTS teams (
+    id         TEXT PRIMARY KEY,
+    name       TEXT NOT NULL UNIQUE,
+    tenant     TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS team_members (
+    team     TEXT NOT NULL REFERENCES teams(id) ON DELETE CASCADE,
+    user_id  TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    role     TEXT NOT NULL,
+    added_at TEXT NOT NULL,
+    PRIMARY KEY (team, user_id)
+);
+CREATE INDEX IF NOT EXISTS members_by_user ON team_members (user_id);
+
+CREATE TABLE IF NOT EXISTS oauth_states (
+    state      TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL
+);
