@@ -1,11 +1,13 @@
 //! Alerts: per-app rules delivered to a webhook the user sets, signed with
 //! a per-app secret shown once.
 
-use crate::apps::{app_name, refuse_unknown, JsonBody};
+use crate::apps::{refuse_unknown, JsonBody};
+use crate::auth::Caller;
 use crate::{ApiError, ApiState};
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use axum::Json;
+use easydeploy_store::Role;
 use easydeploy_store::{AlertRules, AlertSettings, AlertState};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -149,9 +151,12 @@ fn rules(current: AlertRules, body: &AlertsRequest) -> Result<AlertRules, ApiErr
     responses((status = 200, body = AlertsView), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn get_alerts(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(app): Path<String>,
 ) -> Result<Json<AlertsView>, ApiError> {
-    let name = app_name(&app)?;
+    let name = crate::access::app_for(&state, &caller, &app, Role::Viewer)
+        .await?
+        .name;
     let store = state.engine.store();
     store.app(&name).await?;
     let settings = store.alert_settings(&name).await?;
@@ -168,11 +173,14 @@ pub async fn get_alerts(
               (status = 422, body = crate::error::ErrorBody)))]
 pub async fn put_alerts(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(app): Path<String>,
     JsonBody(body): JsonBody<AlertsRequest>,
 ) -> Result<Json<AlertsView>, ApiError> {
     refuse_unknown(&body.unknown)?;
-    let name = app_name(&app)?;
+    let name = crate::access::app_for(&state, &caller, &app, Role::Deployer)
+        .await?
+        .name;
     let store = state.engine.store();
     store.app(&name).await?;
     let current = store.alert_settings(&name).await?;
@@ -195,9 +203,12 @@ pub async fn put_alerts(
     responses((status = 204), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn delete_alerts(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(app): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let name = app_name(&app)?;
+    let name = crate::access::app_for(&state, &caller, &app, Role::Deployer)
+        .await?
+        .name;
     let store = state.engine.store();
     store.app(&name).await?;
     store.delete_alerts(&name).await?;

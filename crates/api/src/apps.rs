@@ -1,5 +1,6 @@
 //! Apps: create, list, get (with replicas and recent deployments), delete, runtime logs.
 
+use crate::auth::Caller;
 use crate::views::{AppDetail, AppView, DeploymentView, SettingsInput};
 use crate::{ApiError, ApiState};
 use axum::body::Body;
@@ -8,6 +9,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use easydeploy_core::AppName;
+use easydeploy_store::Role;
 use futures_util::StreamExt;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -39,6 +41,10 @@ pub fn app_name(raw: &str) -> Result<AppName, ApiError> {
 pub struct CreateApp {
     /// Unique name; becomes `NAME.<apps-domain>`.
     pub name: String,
+    /// Team that owns the app (the caller must be its deployer or owner);
+    /// the caller's own account when absent.
+    #[serde(default)]
+    pub team: Option<String>,
     /// Settings.
     #[serde(flatten)]
     pub settings: SettingsInput,
@@ -62,11 +68,11 @@ pub fn refuse_unknown(
     }
 }
 
-/// Every app.
+/// The caller's apps and their teams' (every app for an admin).
 #[utoipa::path(get, path = "/api/v1/apps", tag = "apps",
     responses((status = 200, body = [AppView]), (status = 401, body = crate::error::ErrorBody)))]
-pub async fn list(State(state): State<ApiState>) -> Result<Json<Vec<AppView>>, ApiError> {
-    let apps = state.engine.store().apps().await?;
+pub async fn list(State(state): State<ApiState>, caller: Caller) -> Result<Json<Vec<AppView>>, ApiError> {
+    let apps = state.engine.store().apps_visible_to(&caller.user).await?;
     Ok(Json(apps.iter().map(|a| AppView::new(&state, a)).collect()))
 }
 
@@ -78,11 +84,29 @@ pub async fn list(State(state): State<ApiState>) -> Result<Json<Vec<AppView>>, A
               (status = 422, body = crate::error::ErrorBody)))]
 pub async fn create(
     State(state): State<ApiState>,
+    caller: Caller,
     JsonBody(body): JsonBody<CreateApp>,
 ) -> Result<impl IntoResponse, ApiError> {
     refuse_unknown(&body.unknown)?;
     let name = AppName::parse(&body.name)?;
     let settings = body.settings.apply(None)?;
+    let tenant = match &body.team {
+        None => caller.user.tenant.clone(),
+        Some(team) => {
+            let (team, role) = crate::accounts::team_for(&state, &caller, team).await?;
+            if role < Role::Deployer {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    format!(
+                        "your role in team '{}' is viewer; creating apps needs deployer or higher",
+                        team.name
+                    ),
+                ));
+            }
+            team.tenant
+        }
+    };
     let store = state.engine.store();
     if store.app(&name).await.is_ok() {
         return Err(ApiError::new(
@@ -91,13 +115,22 @@ pub async fn create(
             format!("the app name '{name}' is already taken"),
         ));
     }
+    crate::access::check_quota(
+        &state,
+        &tenant,
+        &name,
+        crate::access::peak_replicas(&settings),
+        true,
+    )
+    .await?;
     state
         .engine
         .backends()
         .source
         .resolve(&settings.source, &settings.branch)
         .await?;
-    let app = store.create_app(&name, "default", &settings).await?;
+    let app = store.create_app(&name, &tenant, &settings).await?;
+    tracing::info!(app = %name, tenant = %tenant, "app created");
     Ok((StatusCode::CREATED, Json(AppView::new(&state, &app))))
 }
 
@@ -106,9 +139,12 @@ pub async fn create(
     responses((status = 200, body = AppDetail), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn get_app(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(app): Path<String>,
 ) -> Result<Json<AppDetail>, ApiError> {
-    let name = app_name(&app)?;
+    let name = crate::access::app_for(&state, &caller, &app, Role::Viewer)
+        .await?
+        .name;
     let store = state.engine.store();
     let app = store.app(&name).await?;
     let recent = store.deployments(&name, 10).await?;
@@ -146,8 +182,14 @@ pub async fn get_app(
 /// Removes an app: its replicas, images, route, artifacts, workspace and history.
 #[utoipa::path(delete, path = "/api/v1/apps/{app}", tag = "apps", params(("app" = String, Path)),
     responses((status = 204), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
-pub async fn delete(State(state): State<ApiState>, Path(app): Path<String>) -> Result<StatusCode, ApiError> {
-    let name = app_name(&app)?;
+pub async fn delete(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(app): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let name = crate::access::app_for(&state, &caller, &app, Role::Owner)
+        .await?
+        .name;
     state.engine.destroy(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -167,10 +209,13 @@ pub struct LogsQuery {
     responses((status = 200, content_type = "text/plain", body = String), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn logs(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(app): Path<String>,
     Query(q): Query<LogsQuery>,
 ) -> Result<Response, ApiError> {
-    let name = app_name(&app)?;
+    let name = crate::access::app_for(&state, &caller, &app, Role::Viewer)
+        .await?
+        .name;
     state.engine.store().app(&name).await?;
     let tail = q.tail.unwrap_or(100).min(10_000);
     let stream = state

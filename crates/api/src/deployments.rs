@@ -1,12 +1,14 @@
 //! Deployments: queue one, list an app's, get one with its history, its log and artifacts.
 
-use crate::apps::{app_name, JsonBody};
+use crate::apps::JsonBody;
+use crate::auth::Caller;
 use crate::views::{DeploymentView, LogChunk, SettingsInput};
 use crate::{ApiError, ApiState};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
+use easydeploy_store::Role;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -33,13 +35,14 @@ pub struct CreateDeployment {
               (status = 422, body = crate::error::ErrorBody)))]
 pub async fn create(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(app): Path<String>,
     JsonBody(body): JsonBody<CreateDeployment>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let name = app_name(&app)?;
+    let current = crate::access::app_for(&state, &caller, &app, Role::Deployer).await?;
+    let name = current.name.clone();
     crate::apps::refuse_unknown(&body.unknown)?;
     let store = state.engine.store();
-    let current = store.app(&name).await?;
     if let Some(commit) = &body.commit {
         if !(4..=40).contains(&commit.len()) || !commit.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(ApiError::new(
@@ -50,6 +53,14 @@ pub async fn create(
         }
     }
     let settings = body.settings.apply(Some(current.settings.clone()))?;
+    crate::access::check_quota(
+        &state,
+        &current.tenant,
+        &name,
+        crate::access::peak_replicas(&settings),
+        false,
+    )
+    .await?;
     // Refuse an unreachable repository or unknown branch now, before anything is queued.
     state
         .engine
@@ -64,7 +75,10 @@ pub async fn create(
         .enqueue(
             &name,
             &settings,
-            &easydeploy_store::NewDeployment::build(body.commit.as_deref()),
+            &easydeploy_store::NewDeployment {
+                created_by: caller.user.email.clone(),
+                ..easydeploy_store::NewDeployment::build(body.commit.as_deref())
+            },
         )
         .await?;
     state.engine.wake();
@@ -86,10 +100,13 @@ pub struct ListQuery {
     responses((status = 200, body = [DeploymentView]), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn list(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(app): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Vec<DeploymentView>>, ApiError> {
-    let name = app_name(&app)?;
+    let name = crate::access::app_for(&state, &caller, &app, Role::Viewer)
+        .await?
+        .name;
     let store = state.engine.store();
     store.app(&name).await?;
     let limit = q.limit.unwrap_or(20).clamp(1, 200);
@@ -101,25 +118,18 @@ pub async fn list(
     ))
 }
 
-pub(crate) fn deployment_id(raw: &str) -> Result<&str, ApiError> {
-    if raw.len() <= 64 && raw.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
-        Ok(raw)
-    } else {
-        Err(ApiError::not_found(format!(
-            "deployment '{}'",
-            raw.escape_debug()
-        )))
-    }
-}
-
 /// A deployment with every state transition and its time.
 #[utoipa::path(get, path = "/api/v1/deployments/{id}", tag = "deployments", params(("id" = String, Path)),
     responses((status = 200, body = DeploymentView), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn get_deployment(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<DeploymentView>, ApiError> {
-    let id = deployment_id(&id)?;
+    let id = crate::access::deployment_for(&state, &caller, &id, Role::Viewer)
+        .await?
+        .id;
+    let id = id.as_str();
     let store = state.engine.store();
     let d = store.deployment(id).await?;
     let transitions = store.transitions(id).await?;
@@ -138,10 +148,14 @@ pub struct LogQuery {
     responses((status = 200, body = LogChunk), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn logs(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(id): Path<String>,
     Query(q): Query<LogQuery>,
 ) -> Result<Json<LogChunk>, ApiError> {
-    let id = deployment_id(&id)?;
+    let id = crate::access::deployment_for(&state, &caller, &id, Role::Viewer)
+        .await?
+        .id;
+    let id = id.as_str();
     let d = state.engine.store().deployment(id).await?;
     let finished = d.state.is_terminal() || d.state == easydeploy_core::DeploymentState::Live;
     let offset = q.offset.unwrap_or(0);
@@ -172,9 +186,13 @@ pub async fn logs(
     responses((status = 200, body = [String]), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn artifacts(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<String>>, ApiError> {
-    let id = deployment_id(&id)?;
+    let id = crate::access::deployment_for(&state, &caller, &id, Role::Viewer)
+        .await?
+        .id;
+    let id = id.as_str();
     state.engine.store().deployment(id).await?;
     Ok(Json(state.engine.backends().artifacts.list(id).await?))
 }
@@ -185,9 +203,13 @@ pub async fn artifacts(
     responses((status = 200, content_type = "text/plain", body = String), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn artifact(
     State(state): State<ApiState>,
+    caller: Caller,
     Path((id, name)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let id = deployment_id(&id)?;
+    let id = crate::access::deployment_for(&state, &caller, &id, Role::Viewer)
+        .await?
+        .id;
+    let id = id.as_str();
     state.engine.store().deployment(id).await?;
     let bytes = match state.engine.backends().artifacts.get(id, &name, 0).await {
         Ok(Some(bytes)) => bytes,

@@ -1,22 +1,29 @@
 //! Easy Deploy's versioned JSON REST API (`/api/v1`), with its OpenAPI
 //! document at `/api/v1/openapi.json`. The CLI uses only this API.
 
+mod access;
+mod accounts;
 mod alerts;
 mod apps;
 mod auth;
 mod catalog;
 mod deployments;
 mod error;
+mod limits;
+mod oauth;
 mod observe;
 mod releases;
 mod views;
 mod webhooks;
 
-pub use auth::AdminToken;
+pub use access::Quotas;
 use auth::BearerScheme;
+pub use auth::{load_or_create_admin_token, ADMIN_TOKEN_ID};
 pub use error::ApiError;
+pub use limits::RateLimiter;
+pub use oauth::GithubOAuth;
 
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use easydeploy_engine::Engine;
 use std::sync::Arc;
@@ -27,8 +34,6 @@ use utoipa::OpenApi;
 pub struct ApiState {
     /// The deploy engine (and through it the store and backends).
     pub engine: Arc<Engine>,
-    /// Admin token accepted as `Authorization: Bearer`.
-    pub token: Arc<AdminToken>,
     /// Public base of app URLs: `http://APP.<apps_domain>[:port]`.
     pub apps_domain: String,
     /// Port of the edge proxy in app URLs (omitted when 80).
@@ -37,6 +42,12 @@ pub struct ApiState {
     pub public_url: String,
     /// Per-app request counters (the edge proxy), for `/metrics`.
     pub load: Option<Arc<dyn easydeploy_core::ports::LoadMetrics>>,
+    /// Per-tenant quotas.
+    pub quotas: Quotas,
+    /// Sign-in with GitHub, when configured.
+    pub github: Option<Arc<GithubOAuth>>,
+    /// Rate limit of sign-up and sign-in per client address.
+    pub sign_in_limit: Arc<RateLimiter>,
 }
 
 impl ApiState {
@@ -62,17 +73,28 @@ impl ApiState {
         releases::autoscale, releases::autoscale_off, releases::events,
         webhooks::info, webhooks::receive,
         alerts::get_alerts, alerts::put_alerts, alerts::delete_alerts,
-        observe::stats, observe::app_stats, observe::deployment_log_stream, observe::app_log_stream
+        observe::stats, observe::app_stats, observe::deployment_log_stream, observe::app_log_stream,
+        accounts::sign_up, accounts::sign_in, accounts::list_tokens, accounts::revoke_token, accounts::me,
+        accounts::create_team, accounts::list_teams, accounts::get_team, accounts::add_member, accounts::remove_member,
+        oauth::login, oauth::callback
     ),
     modifiers(&BearerScheme),
     security(("bearer" = [])),
-    tags((name = "apps"), (name = "deployments"), (name = "releases"), (name = "observability"), (name = "webhooks"), (name = "catalog"))
+    tags((name = "accounts"), (name = "apps"), (name = "deployments"), (name = "releases"), (name = "observability"), (name = "webhooks"), (name = "catalog"))
 )]
 pub struct ApiDoc;
 
-/// The whole HTTP router: `/healthz`, `/api/v1/...`.
+/// The whole HTTP router: `/healthz`, `/metrics`, `/webhooks/github`,
+/// `/auth/github/...` and `/api/v1/...`.
 pub fn router(state: ApiState) -> Router {
-    let v1 = Router::new()
+    let authenticated = Router::new()
+        .route("/me", get(accounts::me))
+        .route("/tokens", get(accounts::list_tokens))
+        .route("/tokens/{id}", delete(accounts::revoke_token))
+        .route("/teams", get(accounts::list_teams).post(accounts::create_team))
+        .route("/teams/{team}", get(accounts::get_team))
+        .route("/teams/{team}/members", post(accounts::add_member))
+        .route("/teams/{team}/members/{email}", delete(accounts::remove_member))
         .route("/frameworks", get(catalog::frameworks))
         .route("/analyze", post(catalog::analyze))
         .route("/apps", get(apps::list).post(apps::create))
@@ -112,8 +134,22 @@ pub fn router(state: ApiState) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
-        ))
-        .route("/openapi.json", get(openapi));
+        ));
+    let sign_in = Router::new()
+        .route("/users", post(accounts::sign_up))
+        .route("/tokens", post(accounts::sign_in))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::rate_limit,
+        ));
+    let v1 = authenticated.merge(sign_in).route("/openapi.json", get(openapi));
+    let github = Router::new()
+        .route("/auth/github/login", get(oauth::login))
+        .route("/auth/github/callback", get(oauth::callback))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::rate_limit,
+        ));
     let metrics = Router::new()
         .route("/metrics", get(observe::metrics))
         .route_layer(axum::middleware::from_fn_with_state(
@@ -123,10 +159,16 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .merge(metrics)
+        .merge(github)
         .route("/webhooks/github", post(webhooks::receive))
         .nest("/api/v1", v1)
         .fallback(|| async { ApiError::new(axum::http::StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            std::time::Duration::from_secs(120),
+        ))
+        .layer(axum::middleware::from_fn(limits::security_headers))
         .with_state(state)
 }
 

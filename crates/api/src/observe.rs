@@ -1,7 +1,7 @@
 //! Observability: deployment statistics, live log streams (Server-Sent
 //! Events) and Prometheus metrics.
 
-use crate::apps::app_name;
+use crate::auth::Caller;
 use crate::{ApiError, ApiState};
 use axum::extract::{Path, Query, State};
 use axum::http::header;
@@ -10,17 +10,28 @@ use axum::response::IntoResponse;
 use axum::Json;
 use easydeploy_core::DeploymentState;
 use easydeploy_store::DeployStats;
+use easydeploy_store::Role;
 use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
 use std::convert::Infallible;
 use std::fmt::Write;
 use std::time::Duration;
 
-/// Deployment statistics over every app.
+/// Deployment statistics over the caller's apps (every app for an admin).
 #[utoipa::path(get, path = "/api/v1/stats", tag = "observability",
     responses((status = 200, body = DeployStats), (status = 401, body = crate::error::ErrorBody)))]
-pub async fn stats(State(state): State<ApiState>) -> Result<Json<DeployStats>, ApiError> {
-    Ok(Json(state.engine.store().deploy_stats(None).await?))
+pub async fn stats(State(state): State<ApiState>, caller: Caller) -> Result<Json<DeployStats>, ApiError> {
+    let store = state.engine.store();
+    if caller.user.admin {
+        return Ok(Json(store.deploy_stats(None).await?));
+    }
+    let names: Vec<_> = store
+        .apps_visible_to(&caller.user)
+        .await?
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    Ok(Json(store.deploy_stats(Some(&names)).await?))
 }
 
 /// Deployment statistics of one app.
@@ -28,9 +39,12 @@ pub async fn stats(State(state): State<ApiState>) -> Result<Json<DeployStats>, A
     responses((status = 200, body = DeployStats), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn app_stats(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(app): Path<String>,
 ) -> Result<Json<DeployStats>, ApiError> {
-    let name = app_name(&app)?;
+    let name = crate::access::app_for(&state, &caller, &app, Role::Viewer)
+        .await?
+        .name;
     let store = state.engine.store();
     store.app(&name).await?;
     Ok(Json(store.deploy_stats(Some(std::slice::from_ref(&name))).await?))
@@ -50,11 +64,13 @@ pub struct FollowQuery {
     responses((status = 200, content_type = "text/event-stream", body = String), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn deployment_log_stream(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(id): Path<String>,
     Query(q): Query<FollowQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let id = crate::deployments::deployment_id(&id)?.to_owned();
-    state.engine.store().deployment(&id).await?;
+    let id = crate::access::deployment_for(&state, &caller, &id, Role::Viewer)
+        .await?
+        .id;
     let start = (state, id, q.offset.unwrap_or(0), false);
     let events = futures_util::stream::unfold(start, |(state, id, offset, ended)| async move {
         if ended {
@@ -107,10 +123,13 @@ pub struct AppLogQuery {
     responses((status = 200, content_type = "text/event-stream", body = String), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn app_log_stream(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(app): Path<String>,
     Query(q): Query<AppLogQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let name = app_name(&app)?;
+    let name = crate::access::app_for(&state, &caller, &app, Role::Viewer)
+        .await?
+        .name;
     state.engine.store().app(&name).await?;
     let lines = state
         .engine

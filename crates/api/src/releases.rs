@@ -1,15 +1,17 @@
 //! Releases and what changes a live app without building: rollback,
 //! environment variables, scaling, autoscaling, and the app's events.
 
-use crate::apps::{app_name, JsonBody};
+use crate::apps::JsonBody;
+use crate::auth::Caller;
 use crate::views::{DeploymentView, EnvView};
 use crate::{ApiError, ApiState};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use easydeploy_core::{Autoscale, EnvVar, Replicas};
 use easydeploy_store::Event;
+use easydeploy_store::Role;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -18,9 +20,12 @@ use utoipa::ToSchema;
     responses((status = 200, body = [DeploymentView]), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn list(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(app): Path<String>,
 ) -> Result<Json<Vec<DeploymentView>>, ApiError> {
-    let name = app_name(&app)?;
+    let name = crate::access::app_for(&state, &caller, &app, Role::Viewer)
+        .await?
+        .name;
     let store = state.engine.store();
     store.app(&name).await?;
     let releases = store.releases(&name, 100).await?;
@@ -48,33 +53,51 @@ pub struct RollbackRequest {
               (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
 pub async fn rollback(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(app): Path<String>,
     JsonBody(body): JsonBody<RollbackRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let name = app_name(&app)?;
-    let deployment = state.engine.rollback(&name, body.to, "admin").await?;
+    let name = crate::access::app_for(&state, &caller, &app, Role::Deployer)
+        .await?
+        .name;
+    let deployment = state.engine.rollback(&name, body.to, &caller.user.email).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(DeploymentView::new(&state, &deployment, None)),
     ))
 }
 
-/// The app's environment variables (values masked).
-#[utoipa::path(get, path = "/api/v1/apps/{app}/env", tag = "releases", params(("app" = String, Path)),
-    responses((status = 200, body = [EnvView]), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+/// Whether to show values.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct RevealQuery {
+    /// Show the values (deployers and owners only); masked otherwise.
+    pub reveal: Option<bool>,
+}
+
+/// The app's environment variables, values masked unless `reveal=true`.
+#[utoipa::path(get, path = "/api/v1/apps/{app}/env", tag = "releases", params(("app" = String, Path), RevealQuery),
+    responses((status = 200, body = [EnvView]), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+              (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn env(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(app): Path<String>,
+    Query(q): Query<RevealQuery>,
 ) -> Result<Json<Vec<EnvView>>, ApiError> {
-    let name = app_name(&app)?;
-    let app = state.engine.store().app(&name).await?;
+    let reveal = q.reveal.unwrap_or(false);
+    let needed = if reveal { Role::Deployer } else { Role::Viewer };
+    let app = crate::access::app_for(&state, &caller, &app, needed).await?;
     Ok(Json(
         app.settings
             .env
             .iter()
             .map(|v| EnvView {
                 name: v.name.clone(),
-                value: "********".into(),
+                value: if reveal {
+                    v.value.clone()
+                } else {
+                    "********".into()
+                },
             })
             .collect(),
     ))
@@ -107,10 +130,13 @@ pub struct EnvChanged {
               (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn change_env(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(app): Path<String>,
     JsonBody(body): JsonBody<EnvChange>,
 ) -> Result<Json<EnvChanged>, ApiError> {
-    let name = app_name(&app)?;
+    let name = crate::access::app_for(&state, &caller, &app, Role::Deployer)
+        .await?
+        .name;
     let set = body
         .set
         .iter()
@@ -119,7 +145,10 @@ pub async fn change_env(
     for unset in &body.unset {
         EnvVar::new(unset, "")?;
     }
-    let deployment = state.engine.set_env(&name, set, &body.unset, "admin").await?;
+    let deployment = state
+        .engine
+        .set_env(&name, set, &body.unset, &caller.user.email)
+        .await?;
     Ok(Json(EnvChanged {
         deployment: deployment.map(|d| DeploymentView::new(&state, &d, None)),
     }))
@@ -151,12 +180,15 @@ pub struct ScaleRequest {
               (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn scale(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(app): Path<String>,
     JsonBody(body): JsonBody<ScaleRequest>,
 ) -> Result<Json<Vec<ReplicaView>>, ApiError> {
-    let name = app_name(&app)?;
+    let current = crate::access::app_for(&state, &caller, &app, Role::Deployer).await?;
+    let name = current.name;
     let replicas = Replicas::parse(body.replicas)?;
-    let serving = state.engine.scale(&name, replicas, "admin").await?;
+    crate::access::check_quota(&state, &current.tenant, &name, replicas.get(), false).await?;
+    let serving = state.engine.scale(&name, replicas, &caller.user.email).await?;
     Ok(Json(
         serving
             .into_iter()
@@ -188,12 +220,18 @@ pub struct AutoscaleRequest {
               (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn autoscale(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(app): Path<String>,
     JsonBody(body): JsonBody<AutoscaleRequest>,
 ) -> Result<Json<Autoscale>, ApiError> {
-    let name = app_name(&app)?;
+    let current = crate::access::app_for(&state, &caller, &app, Role::Deployer).await?;
+    let name = current.name;
     let policy = Autoscale::new(body.min, body.max, body.target_rps)?;
-    state.engine.set_autoscale(&name, Some(policy), "admin").await?;
+    crate::access::check_quota(&state, &current.tenant, &name, policy.max, false).await?;
+    state
+        .engine
+        .set_autoscale(&name, Some(policy), &caller.user.email)
+        .await?;
     Ok(Json(policy))
 }
 
@@ -202,10 +240,16 @@ pub async fn autoscale(
     responses((status = 204), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn autoscale_off(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(app): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let name = app_name(&app)?;
-    state.engine.set_autoscale(&name, None, "admin").await?;
+    let name = crate::access::app_for(&state, &caller, &app, Role::Deployer)
+        .await?
+        .name;
+    state
+        .engine
+        .set_autoscale(&name, None, &caller.user.email)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -214,9 +258,12 @@ pub async fn autoscale_off(
     responses((status = 200, body = [Event]), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn events(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(app): Path<String>,
 ) -> Result<Json<Vec<Event>>, ApiError> {
-    let name = app_name(&app)?;
+    let name = crate::access::app_for(&state, &caller, &app, Role::Viewer)
+        .await?
+        .name;
     let store = state.engine.store();
     store.app(&name).await?;
     Ok(Json(store.events(&name, 100).await?))

@@ -3,6 +3,7 @@
 //! the pushed commit.
 
 use crate::apps::app_name;
+use crate::auth::Caller;
 use crate::views::DeploymentView;
 use crate::{ApiError, ApiState};
 use axum::body::Bytes;
@@ -10,6 +11,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
+use easydeploy_store::Role;
 use easydeploy_store::{App, NewDeployment};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -32,9 +34,12 @@ pub struct WebhookInfo {
     responses((status = 200, body = WebhookInfo), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn info(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(app): Path<String>,
 ) -> Result<Json<WebhookInfo>, ApiError> {
-    let name = app_name(&app)?;
+    let name = crate::access::app_for(&state, &caller, &app, Role::Deployer)
+        .await?
+        .name;
     let app = state.engine.store().app(&name).await?;
     Ok(Json(WebhookInfo {
         url: format!("{}/webhooks/github?app={name}", state.public_url),

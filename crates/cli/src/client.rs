@@ -10,11 +10,12 @@ use std::time::Duration;
 pub struct Client {
     http: reqwest::Client,
     base: String,
-    token: String,
+    url: String,
+    token: Option<String>,
 }
 
-/// Where the API is and how to authenticate (`EASYDEPLOY_URL`, `EASYDEPLOY_TOKEN`,
-/// else `<EASYDEPLOY_DATA_DIR or .easydeploy>/admin.token`).
+/// Where the API is and how to authenticate: `EASYDEPLOY_TOKEN`, else the
+/// token saved by `easydeploy login`, else `<EASYDEPLOY_DATA_DIR or .easydeploy>/admin.token`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ClientConfig {
     /// URL of the Easy Deploy API.
@@ -25,7 +26,7 @@ pub struct ClientConfig {
         global = true
     )]
     pub url: String,
-    /// API token (default: the admin token in the data dir).
+    /// API token (default: the one saved by `easydeploy login`, else the admin token in the data dir).
     #[arg(long, env = "EASYDEPLOY_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
     /// Data dir holding admin.token when no token is given.
@@ -42,29 +43,30 @@ pub struct ClientConfig {
 impl Client {
     /// Connects with the given settings.
     pub fn new(config: &ClientConfig) -> anyhow::Result<Self> {
+        let url = config.url.trim_end_matches('/').to_owned();
         let token = match &config.token {
-            Some(token) => token.trim().to_owned(),
-            None => {
-                let path = config.data_dir.join("admin.token");
-                std::fs::read_to_string(&path)
-                    .with_context(|| {
-                        format!(
-                            "no API token: set EASYDEPLOY_TOKEN or run from where {} exists",
-                            path.display()
-                        )
-                    })?
-                    .trim()
-                    .to_owned()
-            }
+            Some(token) => Some(token.trim().to_owned()),
+            None => crate::account::saved_token(&url).or_else(|| {
+                std::fs::read_to_string(config.data_dir.join("admin.token"))
+                    .ok()
+                    .map(|t| t.trim().to_owned())
+                    .filter(|t| !t.is_empty())
+            }),
         };
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .build()?;
         Ok(Self {
             http,
-            base: format!("{}/api/v1", config.url.trim_end_matches('/')),
+            base: format!("{url}/api/v1"),
+            url,
             token,
         })
+    }
+
+    /// The server's base URL.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     async fn send(
@@ -73,10 +75,10 @@ impl Client {
         path: &str,
         body: Option<Value>,
     ) -> anyhow::Result<reqwest::Response> {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -190,6 +192,9 @@ pub struct DeployArgs {
     /// Show the build log as it happens.
     #[arg(long, short = 'v')]
     pub build_log: bool,
+    /// Team that owns a new app (default: your own account).
+    #[arg(long)]
+    pub team: Option<String>,
 }
 
 /// Local paths become absolute paths; URLs pass through.
@@ -244,6 +249,9 @@ pub async fn deploy(client: &Client, args: DeployArgs) -> anyhow::Result<()> {
     } else {
         let mut create = settings.clone();
         create["name"] = Value::from(args.name.clone());
+        if let Some(team) = &args.team {
+            create["team"] = Value::from(team.clone());
+        }
         client.json(reqwest::Method::POST, "/apps", Some(create)).await?;
         json!({})
     };
@@ -362,7 +370,7 @@ fn step_done(state: &str, d: &Value, this: &Value, next: &Value) -> String {
     }
 }
 
-pub(crate) fn urlencode(raw: &str) -> String {
+pub fn urlencode(raw: &str) -> String {
     raw.bytes()
         .map(|b| match b {
             b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
@@ -573,10 +581,23 @@ pub async fn rollback(client: &Client, app: &str, to: Option<i64>) -> anyhow::Re
 }
 
 /// `easydeploy env set|unset|list APP`.
-pub async fn env(client: &Client, app: &str, set: Vec<String>, unset: Vec<String>) -> anyhow::Result<()> {
+pub async fn env(
+    client: &Client,
+    app: &str,
+    set: Vec<String>,
+    unset: Vec<String>,
+    reveal: bool,
+) -> anyhow::Result<()> {
     let path = format!("/apps/{}/env", urlencode(app));
     if set.is_empty() && unset.is_empty() {
-        for v in client.get(&path).await?.as_array().cloned().unwrap_or_default() {
+        let query = if reveal { "?reveal=true" } else { "" };
+        for v in client
+            .get(&format!("{path}{query}"))
+            .await?
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+        {
             println!(
                 "{}={}",
                 v["name"].as_str().unwrap_or(""),

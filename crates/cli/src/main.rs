@@ -1,6 +1,7 @@
 //! `easydeploy`: git repository in, load-balanced container service out.
 
 use clap::{Parser, Subcommand};
+use easydeploy::account;
 use easydeploy::client::{self, Client, ClientConfig, DeployArgs};
 use easydeploy::server::{self, ServerConfig};
 
@@ -104,6 +105,28 @@ enum Command {
         #[command(subcommand)]
         action: EnvAction,
     },
+    /// Create an account on the server and sign in.
+    Signup {
+        /// Your email.
+        #[arg(long)]
+        email: String,
+    },
+    /// Sign in; the token is saved in your config dir (mode 0600).
+    Login {
+        /// Your email.
+        #[arg(long)]
+        email: String,
+    },
+    /// Sign out: revoke and forget the saved token.
+    Logout,
+    /// Show who you are signed in as, and your teams.
+    Whoami,
+    /// Manage teams and their members.
+    #[command(subcommand)]
+    Teams(easydeploy::account::TeamsCommand),
+    /// List or revoke your API tokens.
+    #[command(subcommand)]
+    Tokens(easydeploy::account::TokensCommand),
 }
 
 #[derive(Subcommand)]
@@ -124,10 +147,13 @@ enum EnvAction {
         #[arg(required = true)]
         names: Vec<String>,
     },
-    /// List variable names (values are masked).
+    /// List variables (values masked unless --reveal).
     List {
         /// App name.
         app: String,
+        /// Show the values (deployers and owners only).
+        #[arg(long)]
+        reveal: bool,
     },
 }
 
@@ -204,10 +230,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Alerts(args) => easydeploy::alerts::run(&client, args).await,
         Command::Env { action } => match action {
-            EnvAction::Set { app, vars } => client::env(&client, &app, vars, Vec::new()).await,
-            EnvAction::Unset { app, names } => client::env(&client, &app, Vec::new(), names).await,
-            EnvAction::List { app } => client::env(&client, &app, Vec::new(), Vec::new()).await,
+            EnvAction::Set { app, vars } => client::env(&client, &app, vars, Vec::new(), false).await,
+            EnvAction::Unset { app, names } => client::env(&client, &app, Vec::new(), names, false).await,
+            EnvAction::List { app, reveal } => {
+                client::env(&client, &app, Vec::new(), Vec::new(), reveal).await
+            }
         },
+        Command::Signup { email } => account::signup(&client, &email).await,
+        Command::Login { email } => account::login(&client, &email).await,
+        Command::Logout => account::logout(&client).await,
+        Command::Whoami => account::whoami(&client).await,
+        Command::Teams(command) => account::teams(&client, command).await,
+        Command::Tokens(command) => account::tokens(&client, command).await,
     }
 }
 

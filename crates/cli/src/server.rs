@@ -2,7 +2,7 @@
 //! ports, the API and the edge proxy on their listeners.
 
 use anyhow::Context;
-use easydeploy_api::{AdminToken, ApiState};
+use easydeploy_api::{ApiState, GithubOAuth, Quotas, RateLimiter};
 use easydeploy_core::ports::Backends;
 use easydeploy_core::BaseImages;
 use easydeploy_edge::{EdgeConfig, EdgeProxy};
@@ -80,6 +80,37 @@ pub struct ServerConfig {
     /// Seconds between evaluations of alert rules.
     #[arg(long, env = "EASYDEPLOY_ALERT_INTERVAL", default_value_t = 5)]
     pub alert_interval: u64,
+    /// Email of the administrator account (signed in with `<data-dir>/admin.token`).
+    #[arg(long, env = "EASYDEPLOY_ADMIN_EMAIL", default_value = "admin@localhost")]
+    pub admin_email: String,
+    /// Apps per tenant (a user or a team).
+    #[arg(long, env = "EASYDEPLOY_QUOTA_APPS", default_value_t = 25)]
+    pub quota_apps: usize,
+    /// Replicas per tenant, each app counted at its peak (autoscaling maximum).
+    #[arg(long, env = "EASYDEPLOY_QUOTA_REPLICAS", default_value_t = 50)]
+    pub quota_replicas: u32,
+    /// Memory per tenant in MiB (replicas × the replica memory limit).
+    #[arg(long, env = "EASYDEPLOY_QUOTA_MEMORY_MIB", default_value_t = 25_600)]
+    pub quota_memory_mib: u64,
+    /// Sign-up and sign-in attempts per client address per minute.
+    #[arg(long, env = "EASYDEPLOY_SIGN_IN_RATE", default_value_t = 10)]
+    pub sign_in_rate: u32,
+    /// GitHub's web base URL (GitHub Enterprise: `https://HOST`).
+    #[arg(long, env = "EASYDEPLOY_GITHUB_URL", default_value = "https://github.com")]
+    pub github_url: String,
+    /// GitHub's API base URL (GitHub Enterprise: `https://HOST/api/v3`).
+    #[arg(
+        long,
+        env = "EASYDEPLOY_GITHUB_API_URL",
+        default_value = "https://api.github.com"
+    )]
+    pub github_api_url: String,
+    /// Client id of the GitHub OAuth app (turns sign-in with GitHub on).
+    #[arg(long, env = "EASYDEPLOY_GITHUB_CLIENT_ID")]
+    pub github_client_id: Option<String>,
+    /// Client secret of the GitHub OAuth app.
+    #[arg(long, env = "EASYDEPLOY_GITHUB_CLIENT_SECRET", hide_env_values = true)]
+    pub github_client_secret: Option<String>,
 }
 
 /// The edge proxy's request counters, as the autoscaler reads them.
@@ -125,11 +156,24 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     let data_dir = &config.data_dir;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
-    let token =
-        AdminToken::load_or_create(&data_dir.join("admin.token")).context("cannot create the admin token")?;
+    let admin_digest = easydeploy_api::load_or_create_admin_token(&data_dir.join("admin.token"))
+        .context("cannot create the admin token")?;
     let store = Store::open(&data_dir.join("state.db"))
         .await
         .context("cannot open the state database")?;
+    let admin = store
+        .ensure_admin(&config.admin_email)
+        .await
+        .context("cannot create the administrator account")?;
+    store
+        .add_token(
+            &admin.id,
+            easydeploy_api::ADMIN_TOKEN_ID,
+            "admin.token",
+            &admin_digest,
+        )
+        .await
+        .context("cannot register the admin token")?;
     let ca_bundle = match &config.build_ca_bundle {
         Some(path) => Some(
             std::fs::read(path)
@@ -186,7 +230,6 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
 
     let state = ApiState {
         engine,
-        token: Arc::new(token),
         apps_domain: config.apps_domain.clone(),
         proxy_port: proxy_addr.port(),
         public_url: config
@@ -196,12 +239,26 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
             .trim_end_matches('/')
             .to_owned(),
         load: Some(load),
+        quotas: Quotas {
+            max_apps: config.quota_apps,
+            max_replicas: config.quota_replicas,
+            max_memory_mib: config.quota_memory_mib,
+            replica_memory_mib: config.replica_memory_mb.max(16) as u64,
+        },
+        github: github_oauth(&config)?,
+        sign_in_limit: Arc::new(RateLimiter::new(
+            config.sign_in_rate.max(1),
+            Duration::from_secs(60),
+        )),
     };
     let router = easydeploy_api::router(state);
     let api_shutdown = shutdown.clone();
     tasks.spawn(async move {
-        let serve = axum::serve(api_listener, router)
-            .with_graceful_shutdown(async move { api_shutdown.cancelled().await });
+        let serve = axum::serve(
+            api_listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { api_shutdown.cancelled().await });
         if let Err(e) = serve.await {
             tracing::error!(error = %e, "the API server stopped");
         }
@@ -213,6 +270,22 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         shutdown,
         tasks,
     })
+}
+
+/// Sign-in with GitHub when a client id and secret are configured.
+fn github_oauth(config: &ServerConfig) -> anyhow::Result<Option<Arc<GithubOAuth>>> {
+    match (&config.github_client_id, &config.github_client_secret) {
+        (Some(id), Some(secret)) if !id.is_empty() && !secret.is_empty() => Ok(Some(Arc::new(GithubOAuth {
+            web_url: config.github_url.trim_end_matches('/').to_owned(),
+            api_url: config.github_api_url.trim_end_matches('/').to_owned(),
+            client_id: id.clone(),
+            client_secret: secret.clone(),
+        }))),
+        (None, None) => Ok(None),
+        _ => anyhow::bail!(
+            "set both EASYDEPLOY_GITHUB_CLIENT_ID and EASYDEPLOY_GITHUB_CLIENT_SECRET (or neither)"
+        ),
+    }
 }
 
 /// This data dir's instance id (created once), labelling its containers.

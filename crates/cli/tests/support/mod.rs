@@ -43,6 +43,15 @@ pub fn test_config(data_dir: &Path) -> ServerConfig {
         reconcile_interval: 1,
         scale_in_delay: 60,
         alert_interval: 1,
+        admin_email: "admin@localhost".into(),
+        quota_apps: 25,
+        quota_replicas: 50,
+        quota_memory_mib: 25_600,
+        sign_in_rate: 1000,
+        github_url: "https://github.com".into(),
+        github_api_url: "https://api.github.com".into(),
+        github_client_id: None,
+        github_client_secret: None,
     }
 }
 
@@ -97,12 +106,23 @@ impl TestServer {
         start(dir, config).await
     }
 
-    /// Calls the API; returns the status and the JSON body (Null when empty).
+    /// Calls the API as the administrator; returns the status and the JSON body (Null when empty).
     pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut request = self
-            .http
-            .request(method, format!("{}/api/v1{path}", self.api))
-            .bearer_auth(&self.token);
+        self.call_as(&self.token, method, path, body).await
+    }
+
+    /// Calls the API with a token (empty: none).
+    pub async fn call_as(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self.http.request(method, format!("{}/api/v1{path}", self.api));
+        if !token.is_empty() {
+            request = request.bearer_auth(token);
+        }
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -110,6 +130,20 @@ impl TestServer {
         let status = response.status().as_u16();
         let text = response.text().await.unwrap();
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// Signs up a user with a good password and signs in; returns the token.
+    pub async fn sign_up(&self, email: &str) -> String {
+        let credentials = serde_json::json!({ "email": email, "password": "correct horse battery staple" });
+        let (status, body) = self
+            .call_as("", reqwest::Method::POST, "/users", Some(credentials.clone()))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let (status, body) = self
+            .call_as("", reqwest::Method::POST, "/tokens", Some(credentials))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["token"].as_str().unwrap().to_owned()
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
