@@ -142,7 +142,14 @@ pub async fn app_log_stream(
 }
 
 /// Prometheus text: platform figures and per-app request series.
-pub async fn metrics(State(state): State<ApiState>) -> Result<impl IntoResponse, ApiError> {
+pub async fn metrics(State(state): State<ApiState>, caller: Caller) -> Result<impl IntoResponse, ApiError> {
+    if !caller.user.admin {
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "forbidden",
+            "platform metrics are for administrators; app owners read /api/v1/apps/{app}/stats",
+        ));
+    }
     let store = state.engine.store();
     let apps = store.apps().await?;
     let stats = store.deploy_stats(None).await?;

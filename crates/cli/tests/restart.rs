@@ -5,44 +5,14 @@
 mod support;
 
 use serde_json::json;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 use support::*;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `easydeploy server` as a child process on fresh ports.
 fn start_server(data_dir: &std::path::Path) -> (Child, String, u16) {
-    let (api, proxy) = (free_port(), free_port());
-    let config = test_config(data_dir);
-    let child = Command::new(env!("CARGO_BIN_EXE_easydeploy"))
-        .arg("server")
-        .env("EASYDEPLOY_DATA_DIR", data_dir)
-        .env("EASYDEPLOY_API_ADDR", format!("127.0.0.1:{api}"))
-        .env("EASYDEPLOY_PROXY_ADDR", format!("127.0.0.1:{proxy}"))
-        .env("EASYDEPLOY_WORKERS", "1")
-        .env("EASYDEPLOY_BASE_IMAGE_PYTHON", &config.base_image_python)
-        .env("EASYDEPLOY_BASE_IMAGE_NODE", &config.base_image_node)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{api}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while reqwest::blocking::get(format!("{url}/healthz"))
-        .map(|r| !r.status().is_success())
-        .unwrap_or(true)
-    {
-        assert!(Instant::now() < deadline, "the server did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    (child, url, proxy)
+    let server = ServerProcess::start(data_dir, None, &[]);
+    (server.child, server.url, server.proxy)
 }
 
 struct Api {

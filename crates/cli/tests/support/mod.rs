@@ -405,3 +405,69 @@ impl TestServer {
         Load { stop, tasks }
     }
 }
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `easydeploy server` as a child process on fresh ports, its output
+/// (logs at `RUST_LOG`, default info) appended to `log` when given.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub url: String,
+    pub proxy: u16,
+}
+
+impl ServerProcess {
+    pub fn start(data_dir: &Path, log: Option<&Path>, extra_env: &[(&str, &str)]) -> ServerProcess {
+        use std::process::{Command, Stdio};
+        let (api, proxy) = (free_port(), free_port());
+        let config = test_config(data_dir);
+        let output = || match log {
+            Some(path) => Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .unwrap(),
+            ),
+            None => Stdio::null(),
+        };
+        let child = Command::new(env!("CARGO_BIN_EXE_easydeploy"))
+            .arg("server")
+            .env("EASYDEPLOY_DATA_DIR", data_dir)
+            .env("EASYDEPLOY_API_ADDR", format!("127.0.0.1:{api}"))
+            .env("EASYDEPLOY_PROXY_ADDR", format!("127.0.0.1:{proxy}"))
+            .env("EASYDEPLOY_WORKERS", "1")
+            .env("EASYDEPLOY_BASE_IMAGE_PYTHON", &config.base_image_python)
+            .env("EASYDEPLOY_BASE_IMAGE_NODE", &config.base_image_node)
+            .envs(extra_env.iter().copied())
+            .stdout(output())
+            .stderr(output())
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{api}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while reqwest::blocking::get(format!("{url}/healthz"))
+            .map(|r| !r.status().is_success())
+            .unwrap_or(true)
+        {
+            assert!(Instant::now() < deadline, "the server did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        ServerProcess { child, url, proxy }
+    }
+
+    /// Stops it with SIGTERM and waits.
+    pub fn stop(mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
