@@ -1,10 +1,11 @@
 //! Apps: create, list, get (with replicas and recent deployments), delete, runtime logs.
 
 use crate::auth::Caller;
+use crate::extract::Query;
 use crate::views::{AppDetail, AppView, DeploymentView, SettingsInput};
 use crate::{ApiError, ApiState};
 use axum::body::Body;
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;

@@ -24,16 +24,29 @@ pub struct Analysis {
     pub detection: Detection,
 }
 
+/// What to analyze: the settings of an app-to-be.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+pub struct AnalyzeRequest {
+    /// Settings (`source` required).
+    #[serde(flatten)]
+    pub settings: SettingsInput,
+    /// Fields no version of the API knows; refused.
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub unknown: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
 /// Checks a repository out and detects its framework, defaults and the
 /// evidence, without deploying. Body: `source` (required), `branch`, `root`, `framework`.
-#[utoipa::path(post, path = "/api/v1/analyze", tag = "catalog", request_body = SettingsInput,
+#[utoipa::path(post, path = "/api/v1/analyze", tag = "catalog", request_body = AnalyzeRequest,
     responses((status = 200, body = Analysis), (status = 400, body = crate::error::ErrorBody),
               (status = 401, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
 pub async fn analyze(
     State(state): State<ApiState>,
-    body: crate::apps::JsonBody<SettingsInput>,
+    crate::apps::JsonBody(body): crate::apps::JsonBody<AnalyzeRequest>,
 ) -> Result<Json<Analysis>, ApiError> {
-    let settings = body.0.apply(None)?;
+    crate::apps::refuse_unknown(&body.unknown)?;
+    let settings = body.settings.apply(None)?;
     let engine = &state.engine;
     engine
         .backends()

@@ -2,9 +2,10 @@
 
 use crate::apps::JsonBody;
 use crate::auth::Caller;
+use crate::extract::Query;
 use crate::views::{DeploymentView, LogChunk, SettingsInput};
 use crate::{ApiError, ApiState};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;

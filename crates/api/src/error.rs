@@ -112,3 +112,68 @@ impl From<BackendError> for ApiError {
         }
     }
 }
+
+/// Documents the error answers every operation can give, by what it takes:
+/// 401/403 when it needs a token, 404 with path parameters, 400 with query
+/// parameters or a body, 413/415/422 with a body.
+pub struct CommonErrors;
+
+impl utoipa::Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::ParameterIn;
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let public = operation.security.as_ref().is_some_and(|s| {
+                    s.iter()
+                        .all(|r| serde_json::to_value(r).is_ok_and(|v| v == serde_json::json!({})))
+                });
+                let params = operation.parameters.as_deref().unwrap_or_default();
+                let in_path = params.iter().any(|p| p.parameter_in == ParameterIn::Path);
+                let in_query = params.iter().any(|p| p.parameter_in == ParameterIn::Query);
+                let body = operation.request_body.is_some();
+                let mut wanted = Vec::new();
+                if !public {
+                    wanted.push(("401", "no valid API token"));
+                    wanted.push(("403", "the caller's role does not allow this"));
+                }
+                if in_path {
+                    wanted.push(("404", "not found, or not visible to the caller"));
+                }
+                if in_query || body {
+                    wanted.push(("400", "invalid input"));
+                }
+                if body {
+                    wanted.push(("413", "body too large"));
+                    wanted.push(("415", "body is not JSON"));
+                    wanted.push(("422", "body does not make sense"));
+                }
+                for (status, description) in wanted {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| error(description).into());
+                }
+            }
+        }
+    }
+}

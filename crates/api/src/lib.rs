@@ -9,6 +9,7 @@ mod auth;
 mod catalog;
 mod deployments;
 mod error;
+mod extract;
 mod limits;
 mod oauth;
 mod observe;
@@ -20,6 +21,7 @@ pub use access::Quotas;
 use auth::BearerScheme;
 pub use auth::{load_or_create_admin_token, ADMIN_TOKEN_ID};
 pub use error::ApiError;
+use error::CommonErrors;
 pub use limits::RateLimiter;
 pub use oauth::GithubOAuth;
 
@@ -76,9 +78,9 @@ impl ApiState {
         observe::stats, observe::app_stats, observe::deployment_log_stream, observe::app_log_stream,
         accounts::sign_up, accounts::sign_in, accounts::list_tokens, accounts::revoke_token, accounts::me,
         accounts::create_team, accounts::list_teams, accounts::get_team, accounts::add_member, accounts::remove_member,
-        oauth::login, oauth::callback
+        oauth::login, oauth::callback, observe::metrics, healthz, openapi
     ),
-    modifiers(&BearerScheme),
+    modifiers(&BearerScheme, &CommonErrors),
     security(("bearer" = [])),
     tags((name = "accounts"), (name = "apps"), (name = "deployments"), (name = "releases"), (name = "observability"), (name = "webhooks"), (name = "catalog"))
 )]
@@ -157,7 +159,7 @@ pub fn router(state: ApiState) -> Router {
             auth::require_token,
         ));
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .merge(metrics)
         .merge(github)
         .route("/webhooks/github", post(webhooks::receive))
@@ -172,6 +174,16 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
+/// Liveness: `ok` while the server runs.
+#[utoipa::path(get, path = "/healthz", tag = "catalog", security(()),
+    responses((status = 200, content_type = "text/plain", body = String)))]
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "catalog", security(()),
+    responses((status = 200, content_type = "application/json", body = Object)))]
 async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
     axum::Json(ApiDoc::openapi())
 }

@@ -3,8 +3,9 @@
 //! Enterprise, or a local fake in tests).
 
 use crate::accounts::{issue_token, IssuedToken};
+use crate::extract::Query;
 use crate::{ApiError, ApiState};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;

@@ -2,8 +2,9 @@
 //! Events) and Prometheus metrics.
 
 use crate::auth::Caller;
+use crate::extract::Query;
 use crate::{ApiError, ApiState};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::IntoResponse;
@@ -50,6 +51,17 @@ pub async fn app_stats(
     Ok(Json(store.deploy_stats(Some(std::slice::from_ref(&name))).await?))
 }
 
+/// One Server-Sent Event as the stream carries it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct SseEvent {
+    /// `log` for a line (or lines), `end` once a deployment finished.
+    pub event: Option<String>,
+    /// Log text; for app logs a JSON `{replica, stream, line}`; for `end` the final state.
+    pub data: Option<String>,
+    /// Offset to resume from (deployment logs).
+    pub id: Option<String>,
+}
+
 /// Follow options.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct FollowQuery {
@@ -61,7 +73,7 @@ pub struct FollowQuery {
 /// they are written; a final `end` event carries the deployment's state.
 #[utoipa::path(get, path = "/api/v1/deployments/{id}/logs/stream", tag = "observability",
     params(("id" = String, Path), FollowQuery),
-    responses((status = 200, content_type = "text/event-stream", body = String), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 200, content_type = "text/event-stream", body = SseEvent), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn deployment_log_stream(
     State(state): State<ApiState>,
     caller: Caller,
@@ -120,7 +132,7 @@ pub struct AppLogQuery {
 /// `{replica, stream, line}`.
 #[utoipa::path(get, path = "/api/v1/apps/{app}/logs/stream", tag = "observability",
     params(("app" = String, Path), AppLogQuery),
-    responses((status = 200, content_type = "text/event-stream", body = String), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 200, content_type = "text/event-stream", body = SseEvent), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn app_log_stream(
     State(state): State<ApiState>,
     caller: Caller,
@@ -141,7 +153,9 @@ pub async fn app_log_stream(
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
-/// Prometheus text: platform figures and per-app request series.
+/// Prometheus text: platform figures and per-app request series (administrators only).
+#[utoipa::path(get, path = "/metrics", tag = "observability",
+    responses((status = 200, content_type = "text/plain", body = String)))]
 pub async fn metrics(State(state): State<ApiState>, caller: Caller) -> Result<impl IntoResponse, ApiError> {
     if !caller.user.admin {
         return Err(ApiError::new(

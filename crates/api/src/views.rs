@@ -12,8 +12,8 @@ use utoipa::ToSchema;
 
 /// App settings as sent by clients; every field is optional on a deploy
 /// (omitted ones keep their current value).
+/// Unknown fields are refused by the requests that embed it.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct SettingsInput {
     /// Git URL (https, ssh, git, file) or absolute path to a local repository.
     pub source: Option<String>,

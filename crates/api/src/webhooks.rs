@@ -4,10 +4,11 @@
 
 use crate::apps::app_name;
 use crate::auth::Caller;
+use crate::extract::Query;
 use crate::views::DeploymentView;
 use crate::{ApiError, ApiState};
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;

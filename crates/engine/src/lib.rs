@@ -308,8 +308,15 @@ impl Engine {
     /// Removes an app entirely: its record and history, replicas, images,
     /// route, artifacts and workspace.
     pub async fn destroy(&self, app: &AppName) -> Result<(), EngineError> {
+        // Wait for a release in progress to finish launching or promoting,
+        // so nothing it starts outlives the app.
+        let lock = self.app_lock(app);
+        let _guard = lock.lock().await;
         let deployments = self.store.delete_app(app).await?;
-        self.backends.runtime.destroy(app).await?;
+        if let Err(e) = self.backends.runtime.destroy(app).await {
+            // The app is gone from the store: the reconciler removes what is left.
+            tracing::warn!(app = %app, error = %e, "replicas not removed yet; the reconciler will");
+        }
         self.backends.artifacts.remove(&deployments).await?;
         let workspace = self.workspace(app);
         if let Err(e) = tokio::fs::remove_dir_all(&workspace).await {
