@@ -18,6 +18,8 @@
 #    (git's safe.directory), so deploying the repository itself works under sudo.
 # 6. Installs moto (the AWS stand-in the AWS tests start) in a venv at
 #    /opt/easydeploy-moto (`pip install 'moto[server]'`), unless present.
+# 7. Installs schemathesis (the API fuzzer of the tests) in a venv at
+#    /opt/easydeploy-schemathesis, unless present.
 #
 # Runs as root; as another user it uses sudo for the steps that need root.
 # Exits non-zero with a message naming what failed.
@@ -151,6 +153,17 @@ else
   as_root python3 -m venv "$MOTO_VENV" || die "cannot create the venv $MOTO_VENV"
   as_root "$MOTO_VENV/bin/pip" install -q 'moto[server]' ||
     die "pip install 'moto[server]' failed (is PyPI reachable?)"
+fi
+
+# --- 7. schemathesis (API fuzzing) ---------------------------------------------
+ST_VENV=/opt/easydeploy-schemathesis
+if [ -x "$ST_VENV/bin/schemathesis" ]; then
+  say "schemathesis: present in $ST_VENV"
+else
+  say "schemathesis: installing in $ST_VENV"
+  as_root python3 -m venv "$ST_VENV" || die "cannot create the venv $ST_VENV"
+  as_root "$ST_VENV/bin/pip" install -q 'schemathesis>=4,<5' ||
+    die "pip install schemathesis failed (is PyPI reachable?)"
 fi
 
 say "ready"

@@ -6,8 +6,9 @@
 #
 # Phases, stopping at the first failure (non-zero exit): machine setup
 # (scripts/setup.sh: packages, dockerd, base images), `cargo fmt --check`,
-# `cargo clippy -D warnings`, `cargo test --workspace`. Prints how long each
-# phase took. The tests use the real Docker engine, so this runs as root.
+# `cargo clippy -D warnings`, `cargo test --workspace` (the API fuzzing test
+# runs last, on its own, so its schemathesis summary and case count are
+# printed). Prints how long each phase took. The tests use the real Docker engine, so this runs as root.
 set -euo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -61,7 +62,12 @@ done
 
 phase fmt cargo fmt --all -- --check
 phase clippy cargo clippy --workspace --all-targets -- -D warnings
-phase test cargo test --workspace "$@"
+if [ "$#" -gt 0 ]; then
+  phase test cargo test --workspace "$@"
+else
+  phase test cargo test --workspace -- --skip the_api_survives_fuzzing
+  phase fuzz cargo test -p easydeploy --test api_fuzz -- --nocapture
+fi
 
 summary
 printf '\nall checks passed\n'
