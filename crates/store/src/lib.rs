@@ -6,12 +6,14 @@ mod alerts;
 mod apps;
 mod artifacts;
 mod deployments;
+mod metrics;
 mod stats;
 
 pub use alerts::{AlertRules, AlertSettings, AlertState};
 pub use apps::App;
 pub use artifacts::FileArtifacts;
 pub use deployments::{Deployment, DeploymentFacts, DeploymentKind, Event, NewDeployment, Transition};
+pub use metrics::{MetricSample, ReplicaFigures, Resolution};
 pub use stats::{DeployStats, StepStats};
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -53,7 +55,7 @@ pub struct Store {
     writer: SqlitePool,
 }
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 impl Store {
     /// Opens (creating if needed) the database file and applies the schema.
