@@ -180,7 +180,10 @@ async fn replica_figures_are_replaced_and_go_with_the_app() {
         memory_bytes: 1 << 20,
         ..Default::default()
     };
-    store.set_replica_figures(&app, 1, &[one.clone()]).await.unwrap();
+    store
+        .set_replica_figures(&app, 1, std::slice::from_ref(&one))
+        .await
+        .unwrap();
     let two = ReplicaFigures {
         replica: "ed-shop-2".into(),
         ..one.clone()
