@@ -7,6 +7,7 @@ mod auth;
 mod catalog;
 mod deployments;
 mod error;
+mod metrics;
 mod observe;
 mod releases;
 mod views;
@@ -62,7 +63,8 @@ impl ApiState {
         releases::autoscale, releases::autoscale_off, releases::events,
         webhooks::info, webhooks::receive,
         alerts::get_alerts, alerts::put_alerts, alerts::delete_alerts,
-        observe::stats, observe::app_stats, observe::deployment_log_stream, observe::app_log_stream
+        observe::stats, observe::app_stats, observe::deployment_log_stream, observe::app_log_stream,
+        metrics::app_metrics
     ),
     modifiers(&BearerScheme),
     security(("bearer" = [])),
@@ -99,6 +101,7 @@ pub fn router(state: ApiState) -> Router {
                 .delete(alerts::delete_alerts),
         )
         .route("/apps/{app}/stats", get(observe::app_stats))
+        .route("/apps/{app}/metrics", get(metrics::app_metrics))
         .route("/apps/{app}/logs/stream", get(observe::app_log_stream))
         .route("/stats", get(observe::stats))
         .route(
