@@ -4,4 +4,5 @@
 pub mod alerts;
 pub mod aws;
 pub mod client;
+pub mod metrics;
 pub mod server;
