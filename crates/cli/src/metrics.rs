@@ -78,7 +78,8 @@ pub fn render(v: &Value) -> String {
         ));
     }
     out.push('\n');
-    let rows: [(&str, Vec<Option<f64>>, fn(f64) -> String); 5] = [
+    type Show = fn(f64) -> String;
+    let rows: [(&str, Vec<Option<f64>>, Show); 5] = [
         ("requests/s", series("request_rate"), |x| format!("{x:.2}")),
         ("5xx", series("responses_5xx"), |x| format!("{x:.0}")),
         ("p95 ms", series("latency_p95_ms"), |x| format!("{x:.1}")),
