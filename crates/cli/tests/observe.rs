@@ -240,6 +240,10 @@ async fn sampled_metrics_count_the_requests_and_show_replica_figures() {
     }
     let (status, _) = server.get("/apps/no-such-app/metrics").await;
     assert_eq!(status, 404);
+    let (_, openapi) = server.get("/openapi.json").await;
+    let documented = &openapi["paths"]["/api/v1/apps/{app}/metrics"]["get"];
+    assert_eq!(documented["tags"][0], "observability", "{documented}");
+    assert!(openapi["components"]["schemas"]["AppMetrics"].is_object());
 
     // The CLI shows the figures and sparklines, and fails clearly on a bad step.
     let out = server

@@ -6,6 +6,9 @@ use easydeploy_core::ports::ReplicaStats;
 use futures_util::StreamExt;
 use std::time::Duration;
 
+/// Whether a failure to read stats was logged as a warning already.
+static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Bound on one stats call (the engine waits for two CPU readings, about a second).
 const STATS_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -21,7 +24,13 @@ pub(crate) async fn container_stats(docker: &Docker, name: String) -> Option<Rep
     let reading = match tokio::time::timeout(STATS_TIMEOUT, stream.next()).await {
         Ok(Some(Ok(stats))) => stats,
         Ok(Some(Err(e))) => {
-            tracing::debug!(container = %name, error = %e, "no stats for a container");
+            // Said once loudly (e.g. an engine whose stats this client cannot
+            // read), then quietly: the sampler asks every few seconds.
+            if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                tracing::warn!(container = %name, error = %e, "cannot read container stats: replicas show no CPU, memory or network figures");
+            } else {
+                tracing::debug!(container = %name, error = %e, "no stats for a container");
+            }
             return None;
         }
         Ok(None) | Err(_) => return None,
