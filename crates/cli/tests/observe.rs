@@ -148,7 +148,7 @@ async fn metrics_until(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sampled_metrics_count_the_requests_and_show_replica_figures() {
-    let server = spawn_app().await;
+    let server = spawn_app_with(|c| c.metrics_interval = 1).await;
     let app = unique("metrics");
     let repo = git_repo(&busybox_app("measured"));
     let path = repo.path().to_str().unwrap().to_owned();
@@ -161,7 +161,7 @@ async fn sampled_metrics_count_the_requests_and_show_replica_figures() {
     }
     assert_eq!(server.fetch(&app, "/missing").await.0, 404);
 
-    // The sampler (every second in tests) stores them; the series adds up to N.
+    // The sampler (every second here) stores them; the series adds up to N.
     let v = metrics_until(&server, &app, "window=10m&step=1m", |v| {
         v["totals"]["requests"] == 12 && !v["replicas"].as_array().unwrap().is_empty()
     })

@@ -43,7 +43,8 @@ pub fn test_config(data_dir: &Path) -> ServerConfig {
         reconcile_interval: 1,
         scale_in_delay: 60,
         alert_interval: 1,
-        metrics_interval: 1,
+        // The default: tests about metrics shorten it.
+        metrics_interval: 10,
     }
 }
 
