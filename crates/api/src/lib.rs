@@ -11,6 +11,7 @@ mod deployments;
 mod error;
 mod extract;
 mod limits;
+mod metrics;
 mod oauth;
 mod observe;
 mod releases;
@@ -78,7 +79,8 @@ impl ApiState {
         observe::stats, observe::app_stats, observe::deployment_log_stream, observe::app_log_stream,
         accounts::sign_up, accounts::sign_in, accounts::list_tokens, accounts::revoke_token, accounts::me,
         accounts::create_team, accounts::list_teams, accounts::get_team, accounts::add_member, accounts::remove_member,
-        oauth::login, oauth::callback, observe::metrics, healthz, openapi
+        oauth::login, oauth::callback, observe::metrics, healthz, openapi,
+        metrics::app_metrics
     ),
     modifiers(&BearerScheme, &CommonErrors),
     security(("bearer" = [])),
@@ -123,6 +125,7 @@ pub fn router(state: ApiState) -> Router {
                 .delete(alerts::delete_alerts),
         )
         .route("/apps/{app}/stats", get(observe::app_stats))
+        .route("/apps/{app}/metrics", get(metrics::app_metrics))
         .route("/apps/{app}/logs/stream", get(observe::app_log_stream))
         .route("/stats", get(observe::stats))
         .route(

@@ -223,6 +223,7 @@ pub async fn metrics(State(state): State<ApiState>, caller: Caller) -> Result<im
             }
         }
     }
+    crate::metrics::write_prometheus(&state, &apps, &mut out).await?;
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         out,

@@ -5,4 +5,5 @@ pub mod account;
 pub mod alerts;
 pub mod aws;
 pub mod client;
+pub mod metrics;
 pub mod server;

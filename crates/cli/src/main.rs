@@ -57,6 +57,8 @@ enum Command {
         /// Only this app.
         app: Option<String>,
     },
+    /// Request and resource metrics of an app: current figures and sparklines.
+    Metrics(easydeploy::metrics::MetricsArgs),
     /// AWS: create or adopt the shared infrastructure.
     #[command(subcommand)]
     Aws(easydeploy::aws::AwsCommand),
@@ -229,6 +231,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             client::autoscale(&client, &app, bounds).await
         }
         Command::Alerts(args) => easydeploy::alerts::run(&client, args).await,
+        Command::Metrics(args) => easydeploy::metrics::run(&client, args).await,
         Command::Env { action } => match action {
             EnvAction::Set { app, vars } => client::env(&client, &app, vars, Vec::new(), false).await,
             EnvAction::Unset { app, names } => client::env(&client, &app, Vec::new(), names, false).await,

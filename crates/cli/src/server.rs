@@ -111,6 +111,9 @@ pub struct ServerConfig {
     /// Client secret of the GitHub OAuth app.
     #[arg(long, env = "EASYDEPLOY_GITHUB_CLIENT_SECRET", hide_env_values = true)]
     pub github_client_secret: Option<String>,
+    /// Seconds between samples of request and resource metrics.
+    #[arg(long, env = "EASYDEPLOY_METRICS_INTERVAL", default_value_t = 10)]
+    pub metrics_interval: u64,
 }
 
 /// The edge proxy's request counters, as the autoscaler reads them.
@@ -206,6 +209,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     engine_config.reconcile_interval = Duration::from_secs(config.reconcile_interval.max(1));
     engine_config.scale_in_delay = Duration::from_secs(config.scale_in_delay);
     engine_config.alert_interval = Duration::from_secs(config.alert_interval.max(1));
+    engine_config.metrics_interval = Duration::from_secs(config.metrics_interval.max(1));
     let engine = Engine::new(store, backends, engine_config);
     let load: Arc<dyn easydeploy_core::ports::LoadMetrics> = Arc::new(EdgeLoad(edge.clone()));
     engine.set_load_metrics(Arc::clone(&load));

@@ -29,6 +29,7 @@ fn routes() -> Vec<(Method, &'static str, Option<Value>, &'static str)> {
         (M::GET, "/apps/{app}/events", None, "viewer"),
         (M::GET, "/apps/{app}/alerts", None, "viewer"),
         (M::GET, "/apps/{app}/stats", None, "viewer"),
+        (M::GET, "/apps/{app}/metrics?window=10m&step=1m", None, "viewer"),
         (M::GET, "/deployments/{id}", None, "viewer"),
         (M::GET, "/deployments/{id}/logs", None, "viewer"),
         (M::GET, "/deployments/{id}/logs/stream", None, "viewer"),

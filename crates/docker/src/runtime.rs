@@ -3,6 +3,7 @@
 
 mod logs;
 mod probe;
+mod stats;
 
 use crate::engine::{bounded, engine_error, is_not_found, within};
 use crate::tenants::ensure_network;
@@ -17,7 +18,8 @@ use bollard::models::{
 };
 use bollard::Docker;
 use easydeploy_core::ports::{
-    BackendError, BackendResult, LogLine, ReleaseSpec, Replica, ReplicaStatus, Runtime, TrafficSwitch,
+    BackendError, BackendResult, LogLine, ReleaseSpec, Replica, ReplicaStats, ReplicaStatus, Runtime,
+    TrafficSwitch,
 };
 use easydeploy_core::AppName;
 use futures_util::future::{join_all, try_join_all};
@@ -519,6 +521,17 @@ impl Runtime for DockerRuntime {
             .iter()
             .map(|c| logs::container_lines(&self.docker, summary_name(c), tail, follow));
         Ok(stream::select_all(streams).boxed())
+    }
+
+    async fn stats(&self, app: &AppName) -> BackendResult<Vec<ReplicaStats>> {
+        let containers = self.containers(vec![format!("{LABEL_APP}={app}")]).await?;
+        let running = containers
+            .iter()
+            .filter(|c| c.state.as_deref() == Some("running"))
+            .map(|c| stats::container_stats(&self.docker, summary_name(c)));
+        let mut all: Vec<ReplicaStats> = join_all(running).await.into_iter().flatten().collect();
+        all.sort_by(|a, b| a.replica.cmp(&b.replica));
+        Ok(all)
     }
 
     async fn destroy(&self, app: &AppName) -> BackendResult<()> {

@@ -334,3 +334,39 @@ async fn remove_orphans_removes_containers_of_deployments_not_kept() {
     assert_eq!(runtime.remove_orphans(&keep).await.unwrap(), 0);
     runtime.destroy(&app).await.unwrap();
 }
+
+#[tokio::test]
+async fn stats_report_cpu_memory_and_network_of_running_replicas() {
+    let _shared = ENGINE.read().await;
+    let docker = docker().await;
+    let app = app_name("stats");
+    let _cleanup = Cleanup(app.clone());
+    // A busy loop beside the server: the replica uses CPU all the time.
+    let cmd = r#"["/busybox","sh","-c","while :; do :; done & exec /busybox httpd -f -p 8080 -h /www"]"#;
+    let image = build_image(&docker, &app, cmd).await.unwrap();
+    let (runtime, _traffic) = runtime(&docker);
+    let spec = release(&app, &deployment(), &image.reference, 1);
+    let replicas = runtime.launch(&spec).await.unwrap();
+    runtime.verify(&spec, &replicas).await.unwrap();
+    let addr = replicas[0].addr.unwrap();
+    for _ in 0..5 {
+        assert_eq!(http_get(addr, "/").await.0, 200);
+    }
+
+    let stats = runtime.stats(&app).await.unwrap();
+    assert_eq!(stats.len(), 1, "{stats:?}");
+    let s = &stats[0];
+    assert_eq!(s.replica, replicas[0].name);
+    // The loop is capped at half a CPU by the release's limits.
+    assert!(s.cpu_percent > 5.0 && s.cpu_percent < 80.0, "{s:?}");
+    assert!(s.memory_bytes > 0, "{s:?}");
+    assert_eq!(s.memory_limit_bytes, 64 * 1024 * 1024);
+    // Five responses carrying the page went out.
+    assert!(s.net_tx_bytes >= 5 * INDEX.len() as u64, "{s:?}");
+    assert!(s.net_rx_bytes > 0, "{s:?}");
+
+    // Stopped replicas have no figures.
+    docker.stop_container(&replicas[0].id, None).await.unwrap();
+    assert!(runtime.stats(&app).await.unwrap().is_empty());
+    runtime.destroy(&app).await.unwrap();
+}

@@ -381,15 +381,37 @@ impl Engine {
                     )
                 })
             });
+        let latency_p95_ms = stored_p95(
+            &self.store,
+            app,
+            rules.window_secs,
+            chrono::Utc::now().timestamp_millis(),
+        )
+        .await?;
         Ok(Some(Observation {
             replicas,
             down_passes: track.down_passes,
             unhealthy_passes: track.unhealthy_passes,
             responses,
-            // The proxy does not measure latency yet: the rule stays quiet without data.
-            latency_p95_ms: None,
+            latency_p95_ms,
         }))
     }
+}
+
+/// The p95 latency over the rule's window (ending at `now_ms`), from the
+/// latency histogram the metrics sampler stored; `None` with fewer than
+/// [`MIN_RESPONSES`] responses in it (or no latency data at all).
+pub(crate) async fn stored_p95(
+    store: &easydeploy_store::Store,
+    app: &AppName,
+    window_secs: i64,
+    now_ms: i64,
+) -> Result<Option<f64>, easydeploy_store::StoreError> {
+    let window = store.metrics_over(app, now_ms, window_secs.max(1) * 1000).await?;
+    if window.latency_buckets.iter().sum::<u64>() < MIN_RESPONSES {
+        return Ok(None);
+    }
+    Ok(window.latency_quantile_ms(0.95))
 }
 
 fn notice(settings: &AlertSettings, rule: &'static str, status: &'static str, message: &str) -> Notice {
@@ -500,6 +522,86 @@ mod tests {
         assert!(firing(&evaluate(&rules, &seen)).is_empty());
         seen.latency_p95_ms = Some(1500.0);
         assert_eq!(firing(&evaluate(&rules, &seen)), vec![LATENCY_P95]);
+    }
+
+    /// A stored 10-second sample at `at_ms`: `fast` responses under 5 ms, `slow` ones of 1-2.5 s.
+    fn latency_sample(at_ms: i64, fast: u64, slow: u64) -> easydeploy_store::MetricSample {
+        let mut buckets = vec![0; easydeploy_core::ports::LATENCY_BUCKETS_MS.len() + 1];
+        buckets[2] = fast;
+        buckets[10] = slow;
+        easydeploy_store::MetricSample {
+            at_ms,
+            secs: 10.0,
+            samples: 1,
+            requests: fast + slow,
+            responses_by_class: [fast + slow, 0, 0, 0],
+            latency_buckets: buckets,
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn p95_latency_comes_from_the_stored_histogram_over_the_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = easydeploy_store::Store::open(&dir.path().join("state.db"))
+            .await
+            .unwrap();
+        let app = AppName::parse("shop").unwrap();
+        let settings = easydeploy_core::AppSettings::new(
+            easydeploy_core::GitSource::parse("/srv/repo").unwrap(),
+            easydeploy_core::Branch::parse("main").unwrap(),
+        );
+        store.create_app(&app, "t", &settings).await.unwrap();
+        let rules = AlertRules {
+            window_secs: 60,
+            latency_p95_ms: 1000,
+            ..Default::default()
+        };
+        let now = 1_800_000_000_000_i64;
+        let p95 = |store: easydeploy_store::Store, app: AppName| async move {
+            stored_p95(&store, &app, rules.window_secs, now).await.unwrap()
+        };
+        // No data: quiet.
+        assert_eq!(p95(store.clone(), app.clone()).await, None);
+        // Slow responses, but before the window: still quiet.
+        store
+            .record_metrics(&app, &latency_sample(now - 120_000, 0, 100))
+            .await
+            .unwrap();
+        assert_eq!(p95(store.clone(), app.clone()).await, None);
+        // Fast responses in the window: p95 under 5 ms, nothing fires.
+        for i in 0..5 {
+            store
+                .record_metrics(&app, &latency_sample(now - 50_000 + i * 10_000, 20, 0))
+                .await
+                .unwrap();
+        }
+        let fast = p95(store.clone(), app.clone()).await.unwrap();
+        assert!(fast <= 5.0, "{fast}");
+        let seen = |p95| Observation {
+            replicas: vec![(replica("a-1", "running", 0, true), false)],
+            latency_p95_ms: p95,
+            ..Default::default()
+        };
+        assert!(firing(&evaluate(&rules, &seen(Some(fast)))).is_empty());
+        // 10 of 110 responses in the window took over a second: p95 is above 1000 ms.
+        store
+            .record_metrics(&app, &latency_sample(now, 0, 10))
+            .await
+            .unwrap();
+        let slow = p95(store.clone(), app.clone()).await.unwrap();
+        assert!((1000.0..=2500.0).contains(&slow), "{slow}");
+        let results = evaluate(&rules, &seen(Some(slow)));
+        assert_eq!(firing(&results), vec![LATENCY_P95]);
+        assert!(results[2].1.as_deref().unwrap().contains("threshold 1000 ms"));
+        // Too few responses to judge: quiet.
+        let other = AppName::parse("tiny").unwrap();
+        store.create_app(&other, "t", &settings).await.unwrap();
+        store
+            .record_metrics(&other, &latency_sample(now, 0, 5))
+            .await
+            .unwrap();
+        assert_eq!(p95(store.clone(), other).await, None);
     }
 
     #[test]

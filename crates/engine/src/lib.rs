@@ -6,6 +6,7 @@ mod alerts;
 mod autoscale;
 mod heal;
 mod log;
+mod metrics;
 mod ops;
 mod runner;
 
@@ -47,6 +48,8 @@ pub struct EngineConfig {
     pub scale_in_delay: Duration,
     /// How often alert rules are evaluated.
     pub alert_interval: Duration,
+    /// How often request and resource metrics are sampled and stored.
+    pub metrics_interval: Duration,
 }
 
 impl EngineConfig {
@@ -65,6 +68,7 @@ impl EngineConfig {
             autoscale_window: Duration::from_secs(5),
             scale_in_delay: Duration::from_secs(60),
             alert_interval: Duration::from_secs(5),
+            metrics_interval: Duration::from_secs(10),
         }
     }
 }
@@ -166,7 +170,8 @@ impl Engine {
         Ok(())
     }
 
-    /// Starts the worker pool, the reconciler and the autoscaler; they stop
+    /// Starts the worker pool, the reconciler, the autoscaler, the alert
+    /// evaluator and the metrics sampler; they stop
     /// when `shutdown` is cancelled.
     pub fn start(self: &Arc<Self>, shutdown: CancellationToken) -> tokio::task::JoinSet<()> {
         let mut workers = tokio::task::JoinSet::new();
@@ -177,6 +182,7 @@ impl Engine {
         }
         workers.spawn(heal::run(Arc::clone(self), shutdown.clone()));
         workers.spawn(alerts::run(Arc::clone(self), shutdown.clone()));
+        workers.spawn(metrics::run(Arc::clone(self), shutdown.clone()));
         workers.spawn(autoscale::run(Arc::clone(self), shutdown));
         workers
     }

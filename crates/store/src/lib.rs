@@ -7,6 +7,7 @@ mod alerts;
 mod apps;
 mod artifacts;
 mod deployments;
+mod metrics;
 mod secrets;
 mod stats;
 
@@ -17,6 +18,7 @@ pub use alerts::{AlertRules, AlertSettings, AlertState};
 pub use apps::App;
 pub use artifacts::FileArtifacts;
 pub use deployments::{Deployment, DeploymentFacts, DeploymentKind, Event, NewDeployment, Transition};
+pub use metrics::{MetricSample, ReplicaFigures, Resolution};
 pub use stats::{DeployStats, StepStats};
 
 use easydeploy_core::AppSettings;
@@ -64,7 +66,7 @@ pub struct Store {
     key: MasterKey,
 }
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 impl Store {
     /// Opens (creating if needed) the database file and applies the schema.
@@ -197,6 +199,10 @@ fn has_plain_env(raw: &str) -> bool {
 /// The current time as stored (RFC 3339, milliseconds, UTC).
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(raw: &str) -> StoreResult<T> {

@@ -1,4 +1,4 @@
--- Easy Deploy state, schema version 1.
+-- Easy Deploy state, schema version 3 (every statement is idempotent: the file is re-applied on upgrade).
 CREATE TABLE IF NOT EXISTS apps (
     name            TEXT PRIMARY KEY,
     tenant          TEXT NOT NULL,
@@ -122,4 +122,38 @@ CREATE INDEX IF NOT EXISTS members_by_user ON team_members (user_id);
 CREATE TABLE IF NOT EXISTS oauth_states (
     state      TEXT PRIMARY KEY,
     created_at INTEGER NOT NULL
+);
+
+-- Schema version 3: request and resource metrics, raw samples and roll-ups.
+CREATE TABLE IF NOT EXISTS metric_samples (
+    app              TEXT NOT NULL REFERENCES apps(name) ON DELETE CASCADE,
+    resolution       INTEGER NOT NULL, -- 0 raw, 60 one-minute, 3600 one-hour roll-up
+    at               INTEGER NOT NULL, -- unix ms: sample time (raw) or period start (roll-ups)
+    secs             REAL NOT NULL,
+    samples          INTEGER NOT NULL,
+    requests         INTEGER NOT NULL,
+    responses_2xx    INTEGER NOT NULL,
+    responses_3xx    INTEGER NOT NULL,
+    responses_4xx    INTEGER NOT NULL,
+    responses_5xx    INTEGER NOT NULL,
+    bytes_in         INTEGER NOT NULL,
+    bytes_out        INTEGER NOT NULL,
+    latency_buckets  TEXT NOT NULL,
+    latency_sum_ms   REAL NOT NULL,
+    in_flight_avg    REAL NOT NULL,
+    in_flight_max    REAL NOT NULL,
+    cpu_percent_avg  REAL NOT NULL,
+    cpu_percent_max  REAL NOT NULL,
+    memory_bytes_avg REAL NOT NULL,
+    memory_bytes_max REAL NOT NULL,
+    net_rx_bytes     INTEGER NOT NULL,
+    net_tx_bytes     INTEGER NOT NULL,
+    PRIMARY KEY (app, resolution, at)
+);
+CREATE INDEX IF NOT EXISTS metric_samples_by_age ON metric_samples (resolution, at);
+
+CREATE TABLE IF NOT EXISTS metric_replicas (
+    app     TEXT PRIMARY KEY REFERENCES apps(name) ON DELETE CASCADE,
+    at      INTEGER NOT NULL,
+    figures TEXT NOT NULL
 );

@@ -52,6 +52,8 @@ pub fn test_config(data_dir: &Path) -> ServerConfig {
         github_api_url: "https://api.github.com".into(),
         github_client_id: None,
         github_client_secret: None,
+        // The default: tests about metrics shorten it.
+        metrics_interval: 10,
     }
 }
 
