@@ -557,3 +557,84 @@ async fn tenant_networks_keep_containers_apart() {
         assert_eq!(s, 204);
     }
 }
+
+/// The CLI's account commands: signup signs in and keeps the token in the
+/// config dir (0600); whoami and team commands use it; logout revokes it.
+/// Runs the CLI with a config dir and no other credentials.
+async fn cli_as_user(
+    api: String,
+    config: std::path::PathBuf,
+    args: Vec<&'static str>,
+    password: Option<&'static str>,
+) -> (bool, String) {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_easydeploy"));
+    command
+        .args(&args)
+        .env("EASYDEPLOY_URL", api)
+        .env("EASYDEPLOY_CONFIG_DIR", config)
+        .env("EASYDEPLOY_DATA_DIR", "/nonexistent")
+        .env_remove("EASYDEPLOY_TOKEN");
+    match password {
+        Some(p) => command.env("EASYDEPLOY_PASSWORD", p),
+        None => command.env_remove("EASYDEPLOY_PASSWORD"),
+    };
+    let output = command.output().await.unwrap();
+    let text =
+        String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), text)
+}
+
+#[tokio::test]
+async fn the_cli_signs_up_in_and_out() {
+    let app = spawn_app().await;
+    let config = tempfile::tempdir().unwrap();
+    let run = |args: Vec<&'static str>, password: Option<&'static str>| {
+        cli_as_user(app.api.clone(), config.path().to_path_buf(), args, password)
+    };
+    let (ok, text) = run(vec!["whoami"], None).await;
+    assert!(!ok && text.contains("missing_token"), "{text}");
+    let (ok, text) = run(vec!["signup", "--email", "cli@example.com"], Some("short")).await;
+    assert!(
+        !ok && text.contains("weak_password"),
+        "weak passwords are refused: {text}"
+    );
+    let (ok, text) = run(
+        vec!["signup", "--email", "cli@example.com"],
+        Some("a long enough passphrase"),
+    )
+    .await;
+    assert!(ok, "{text}");
+    let saved = config.path().join("credentials.json");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&saved).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let (ok, text) = run(vec!["whoami"], None).await;
+    assert!(ok && text.contains("cli@example.com"), "{text}");
+    let (ok, text) = run(vec!["teams", "create", "crew"], None).await;
+    assert!(ok, "{text}");
+    let (ok, text) = run(vec!["whoami"], None).await;
+    assert!(ok && text.contains("team crew: owner"), "{text}");
+    let token: Value = serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+    let token = token["token"].as_str().unwrap().to_owned();
+    let (ok, text) = run(vec!["logout"], None).await;
+    assert!(ok, "{text}");
+    assert!(!saved.exists());
+    let (s, _) = app.call_as(&token, Method::GET, "/me", None).await;
+    assert_eq!(s, 401, "logout revoked the token");
+    let (ok, text) = run(
+        vec!["login", "--email", "cli@example.com"],
+        Some("the wrong passphrase"),
+    )
+    .await;
+    assert!(!ok && text.contains("invalid_credentials"), "{text}");
+    let (ok, text) = run(
+        vec!["login", "--email", "cli@example.com"],
+        Some("a long enough passphrase"),
+    )
+    .await;
+    assert!(ok, "{text}");
+    let (ok, text) = run(vec!["tokens", "list"], None).await;
+    assert!(ok && text.lines().count() == 1, "one live token: {text}");
+}
