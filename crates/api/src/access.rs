@@ -146,3 +146,40 @@ pub async fn check_quota(
     }
     Ok(())
 }
+
+macro_rules! app_extractor {
+    ($(#[$doc:meta])* $name:ident, $role:expr) => {
+        $(#[$doc])*
+        pub struct $name(pub App);
+
+        impl axum::extract::FromRequestParts<ApiState> for $name {
+            type Rejection = ApiError;
+            async fn from_request_parts(
+                parts: &mut axum::http::request::Parts,
+                state: &ApiState,
+            ) -> Result<Self, ApiError> {
+                let caller = <Caller as axum::extract::FromRequestParts<ApiState>>::from_request_parts(parts, state).await?;
+                let axum::extract::Path(raw) = axum::extract::Path::<String>::from_request_parts(parts, state)
+                    .await
+                    .map_err(|_| ApiError::not_found("app"))?;
+                Ok(Self(app_for(state, &caller, &raw, $role).await?))
+            }
+        }
+    };
+}
+
+app_extractor!(
+    /// The path's `{app}` when the caller may read it (viewer or more).
+    ViewerOf,
+    Role::Viewer
+);
+app_extractor!(
+    /// The path's `{app}` when the caller may change it (deployer or more).
+    DeployerOf,
+    Role::Deployer
+);
+app_extractor!(
+    /// The path's `{app}` when the caller owns it.
+    OwnerOf,
+    Role::Owner
+);

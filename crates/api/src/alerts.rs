@@ -2,12 +2,10 @@
 //! a per-app secret shown once.
 
 use crate::apps::{refuse_unknown, JsonBody};
-use crate::auth::Caller;
 use crate::{ApiError, ApiState};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::Json;
-use easydeploy_store::Role;
 use easydeploy_store::{AlertRules, AlertSettings, AlertState};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -151,12 +149,9 @@ fn rules(current: AlertRules, body: &AlertsRequest) -> Result<AlertRules, ApiErr
     responses((status = 200, body = AlertsView), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn get_alerts(
     State(state): State<ApiState>,
-    caller: Caller,
-    Path(app): Path<String>,
+    crate::access::ViewerOf(app): crate::access::ViewerOf,
 ) -> Result<Json<AlertsView>, ApiError> {
-    let name = crate::access::app_for(&state, &caller, &app, Role::Viewer)
-        .await?
-        .name;
+    let name = app.name;
     let store = state.engine.store();
     store.app(&name).await?;
     let settings = store.alert_settings(&name).await?;
@@ -173,14 +168,11 @@ pub async fn get_alerts(
               (status = 422, body = crate::error::ErrorBody)))]
 pub async fn put_alerts(
     State(state): State<ApiState>,
-    caller: Caller,
-    Path(app): Path<String>,
+    crate::access::DeployerOf(app): crate::access::DeployerOf,
     JsonBody(body): JsonBody<AlertsRequest>,
 ) -> Result<Json<AlertsView>, ApiError> {
     refuse_unknown(&body.unknown)?;
-    let name = crate::access::app_for(&state, &caller, &app, Role::Deployer)
-        .await?
-        .name;
+    let name = app.name;
     let store = state.engine.store();
     store.app(&name).await?;
     let current = store.alert_settings(&name).await?;
@@ -203,12 +195,9 @@ pub async fn put_alerts(
     responses((status = 204), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn delete_alerts(
     State(state): State<ApiState>,
-    caller: Caller,
-    Path(app): Path<String>,
+    crate::access::DeployerOf(app): crate::access::DeployerOf,
 ) -> Result<StatusCode, ApiError> {
-    let name = crate::access::app_for(&state, &caller, &app, Role::Deployer)
-        .await?
-        .name;
+    let name = app.name;
     let store = state.engine.store();
     store.app(&name).await?;
     store.delete_alerts(&name).await?;

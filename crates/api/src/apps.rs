@@ -5,7 +5,7 @@ use crate::extract::Query;
 use crate::views::{AppDetail, AppView, DeploymentView, SettingsInput};
 use crate::{ApiError, ApiState};
 use axum::body::Body;
-use axum::extract::{FromRequest, Path, Request, State};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -140,12 +140,9 @@ pub async fn create(
     responses((status = 200, body = AppDetail), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn get_app(
     State(state): State<ApiState>,
-    caller: Caller,
-    Path(app): Path<String>,
+    crate::access::ViewerOf(app): crate::access::ViewerOf,
 ) -> Result<Json<AppDetail>, ApiError> {
-    let name = crate::access::app_for(&state, &caller, &app, Role::Viewer)
-        .await?
-        .name;
+    let name = app.name;
     let store = state.engine.store();
     let app = store.app(&name).await?;
     let recent = store.deployments(&name, 10).await?;
@@ -185,12 +182,9 @@ pub async fn get_app(
     responses((status = 204), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn delete(
     State(state): State<ApiState>,
-    caller: Caller,
-    Path(app): Path<String>,
+    crate::access::OwnerOf(app): crate::access::OwnerOf,
 ) -> Result<StatusCode, ApiError> {
-    let name = crate::access::app_for(&state, &caller, &app, Role::Owner)
-        .await?
-        .name;
+    let name = app.name;
     state.engine.destroy(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -210,13 +204,10 @@ pub struct LogsQuery {
     responses((status = 200, content_type = "text/plain", body = String), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn logs(
     State(state): State<ApiState>,
-    caller: Caller,
-    Path(app): Path<String>,
+    crate::access::ViewerOf(app): crate::access::ViewerOf,
     Query(q): Query<LogsQuery>,
 ) -> Result<Response, ApiError> {
-    let name = crate::access::app_for(&state, &caller, &app, Role::Viewer)
-        .await?
-        .name;
+    let name = app.name;
     state.engine.store().app(&name).await?;
     let tail = q.tail.unwrap_or(100).min(10_000);
     let stream = state

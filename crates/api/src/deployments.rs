@@ -37,10 +37,9 @@ pub struct CreateDeployment {
 pub async fn create(
     State(state): State<ApiState>,
     caller: Caller,
-    Path(app): Path<String>,
+    crate::access::DeployerOf(current): crate::access::DeployerOf,
     JsonBody(body): JsonBody<CreateDeployment>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let current = crate::access::app_for(&state, &caller, &app, Role::Deployer).await?;
     let name = current.name.clone();
     crate::apps::refuse_unknown(&body.unknown)?;
     let store = state.engine.store();
@@ -101,13 +100,10 @@ pub struct ListQuery {
     responses((status = 200, body = [DeploymentView]), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn list(
     State(state): State<ApiState>,
-    caller: Caller,
-    Path(app): Path<String>,
+    crate::access::ViewerOf(app): crate::access::ViewerOf,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Vec<DeploymentView>>, ApiError> {
-    let name = crate::access::app_for(&state, &caller, &app, Role::Viewer)
-        .await?
-        .name;
+    let name = app.name;
     let store = state.engine.store();
     store.app(&name).await?;
     let limit = q.limit.unwrap_or(20).clamp(1, 200);

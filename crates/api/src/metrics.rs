@@ -3,7 +3,7 @@
 
 use crate::extract::Query;
 use crate::{ApiError, ApiState};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use easydeploy_core::ports::{LoadMetrics, TrafficFigures, LATENCY_BUCKETS_MS};
@@ -205,13 +205,11 @@ pub fn resolution_for(window_secs: i64, step_secs: i64) -> Resolution {
         (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn app_metrics(
     State(state): State<ApiState>,
-    caller: crate::auth::Caller,
-    Path(app): Path<String>,
+    _caller: crate::auth::Caller,
+    crate::access::ViewerOf(app): crate::access::ViewerOf,
     Query(q): Query<MetricsQuery>,
 ) -> Result<Json<AppMetrics>, ApiError> {
-    let name = crate::access::app_for(&state, &caller, &app, easydeploy_store::Role::Viewer)
-        .await?
-        .name;
+    let name = app.name;
     let (window, step) = window_and_step(q.window.as_deref(), q.step.as_deref())?;
     let store = state.engine.store();
     let resolution = resolution_for(window, step);

@@ -40,12 +40,9 @@ pub async fn stats(State(state): State<ApiState>, caller: Caller) -> Result<Json
     responses((status = 200, body = DeployStats), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn app_stats(
     State(state): State<ApiState>,
-    caller: Caller,
-    Path(app): Path<String>,
+    crate::access::ViewerOf(app): crate::access::ViewerOf,
 ) -> Result<Json<DeployStats>, ApiError> {
-    let name = crate::access::app_for(&state, &caller, &app, Role::Viewer)
-        .await?
-        .name;
+    let name = app.name;
     let store = state.engine.store();
     store.app(&name).await?;
     Ok(Json(store.deploy_stats(Some(std::slice::from_ref(&name))).await?))
@@ -135,13 +132,10 @@ pub struct AppLogQuery {
     responses((status = 200, content_type = "text/event-stream", body = SseEvent), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn app_log_stream(
     State(state): State<ApiState>,
-    caller: Caller,
-    Path(app): Path<String>,
+    crate::access::ViewerOf(app): crate::access::ViewerOf,
     Query(q): Query<AppLogQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let name = crate::access::app_for(&state, &caller, &app, Role::Viewer)
-        .await?
-        .name;
+    let name = app.name;
     state.engine.store().app(&name).await?;
     let lines = state
         .engine

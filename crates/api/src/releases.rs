@@ -21,12 +21,9 @@ use utoipa::ToSchema;
     responses((status = 200, body = [DeploymentView]), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn list(
     State(state): State<ApiState>,
-    caller: Caller,
-    Path(app): Path<String>,
+    crate::access::ViewerOf(app): crate::access::ViewerOf,
 ) -> Result<Json<Vec<DeploymentView>>, ApiError> {
-    let name = crate::access::app_for(&state, &caller, &app, Role::Viewer)
-        .await?
-        .name;
+    let name = app.name;
     let store = state.engine.store();
     store.app(&name).await?;
     let releases = store.releases(&name, 100).await?;
@@ -55,12 +52,10 @@ pub struct RollbackRequest {
 pub async fn rollback(
     State(state): State<ApiState>,
     caller: Caller,
-    Path(app): Path<String>,
+    crate::access::DeployerOf(app): crate::access::DeployerOf,
     JsonBody(body): JsonBody<RollbackRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let name = crate::access::app_for(&state, &caller, &app, Role::Deployer)
-        .await?
-        .name;
+    let name = app.name;
     let deployment = state.engine.rollback(&name, body.to, &caller.user.email).await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -132,12 +127,10 @@ pub struct EnvChanged {
 pub async fn change_env(
     State(state): State<ApiState>,
     caller: Caller,
-    Path(app): Path<String>,
+    crate::access::DeployerOf(app): crate::access::DeployerOf,
     JsonBody(body): JsonBody<EnvChange>,
 ) -> Result<Json<EnvChanged>, ApiError> {
-    let name = crate::access::app_for(&state, &caller, &app, Role::Deployer)
-        .await?
-        .name;
+    let name = app.name;
     let set = body
         .set
         .iter()
@@ -182,10 +175,9 @@ pub struct ScaleRequest {
 pub async fn scale(
     State(state): State<ApiState>,
     caller: Caller,
-    Path(app): Path<String>,
+    crate::access::DeployerOf(current): crate::access::DeployerOf,
     JsonBody(body): JsonBody<ScaleRequest>,
 ) -> Result<Json<Vec<ReplicaView>>, ApiError> {
-    let current = crate::access::app_for(&state, &caller, &app, Role::Deployer).await?;
     let name = current.name;
     let replicas = Replicas::parse(body.replicas)?;
     crate::access::check_quota(&state, &current.tenant, &name, replicas.get(), false).await?;
@@ -222,10 +214,9 @@ pub struct AutoscaleRequest {
 pub async fn autoscale(
     State(state): State<ApiState>,
     caller: Caller,
-    Path(app): Path<String>,
+    crate::access::DeployerOf(current): crate::access::DeployerOf,
     JsonBody(body): JsonBody<AutoscaleRequest>,
 ) -> Result<Json<Autoscale>, ApiError> {
-    let current = crate::access::app_for(&state, &caller, &app, Role::Deployer).await?;
     let name = current.name;
     let policy = Autoscale::new(body.min, body.max, body.target_rps)?;
     crate::access::check_quota(&state, &current.tenant, &name, policy.max, false).await?;
@@ -242,11 +233,9 @@ pub async fn autoscale(
 pub async fn autoscale_off(
     State(state): State<ApiState>,
     caller: Caller,
-    Path(app): Path<String>,
+    crate::access::DeployerOf(app): crate::access::DeployerOf,
 ) -> Result<StatusCode, ApiError> {
-    let name = crate::access::app_for(&state, &caller, &app, Role::Deployer)
-        .await?
-        .name;
+    let name = app.name;
     state
         .engine
         .set_autoscale(&name, None, &caller.user.email)
@@ -259,12 +248,9 @@ pub async fn autoscale_off(
     responses((status = 200, body = [Event]), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn events(
     State(state): State<ApiState>,
-    caller: Caller,
-    Path(app): Path<String>,
+    crate::access::ViewerOf(app): crate::access::ViewerOf,
 ) -> Result<Json<Vec<Event>>, ApiError> {
-    let name = crate::access::app_for(&state, &caller, &app, Role::Viewer)
-        .await?
-        .name;
+    let name = app.name;
     let store = state.engine.store();
     store.app(&name).await?;
     Ok(Json(store.events(&name, 100).await?))

@@ -3,16 +3,14 @@
 //! the pushed commit.
 
 use crate::apps::app_name;
-use crate::auth::Caller;
 use crate::extract::Query;
 use crate::views::DeploymentView;
 use crate::{ApiError, ApiState};
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
-use easydeploy_store::Role;
 use easydeploy_store::{App, NewDeployment};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -35,12 +33,9 @@ pub struct WebhookInfo {
     responses((status = 200, body = WebhookInfo), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn info(
     State(state): State<ApiState>,
-    caller: Caller,
-    Path(app): Path<String>,
+    crate::access::DeployerOf(app): crate::access::DeployerOf,
 ) -> Result<Json<WebhookInfo>, ApiError> {
-    let name = crate::access::app_for(&state, &caller, &app, Role::Deployer)
-        .await?
-        .name;
+    let name = app.name;
     let app = state.engine.store().app(&name).await?;
     Ok(Json(WebhookInfo {
         url: format!("{}/webhooks/github?app={name}", state.public_url),
