@@ -66,6 +66,11 @@ async fn the_api_survives_fuzzing_and_matches_its_document() {
         .filter(|l| !l.trim().is_empty())
         .collect();
     eprintln!("schemathesis summary:\n{}", summary.join("\n"));
+    // The fuzzer may have deployed the app: leave no container behind.
+    let (status, _) = app
+        .call_as(&token, reqwest::Method::DELETE, "/apps/fuzz", None)
+        .await;
+    assert!(status == 204 || status == 404, "cleanup: {status}");
     assert!(output.status.success(), "schemathesis found problems:\n{text}");
     let cases: u64 = text
         .lines()
