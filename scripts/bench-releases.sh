@@ -187,26 +187,36 @@ def scale_out(t0, timeout, most, after_second):
     print(f"{second:.3f} " + ("-" if full is None else f"{full:.3f}"))
 
 
+def poll(t0, timeout, interval, check):
+    """Calls check() every `interval` s until it returns (True, _); prints the seconds from t0.
+    Exits with the message it returned last once `timeout` s have passed."""
+    while True:
+        done, failure = check()
+        elapsed = time.time() - t0
+        if done:
+            print(f"{elapsed:.3f}")
+            return
+        if elapsed > timeout:
+            sys.exit(failure)
+        time.sleep(interval)
+
+
 def scale_in(t0, timeout, count):
     """Polls every 100 ms until exactly `count` replicas exist, all serving; prints the seconds from t0."""
-    while True:
+    def check():
         try:
             serving, total, wanted = replicas()
         except OSError:
             serving = total = wanted = -1
-        elapsed = time.time() - t0
-        if wanted == count and total == count and serving == count:
-            print(f"{elapsed:.3f}")
-            return
-        if elapsed > timeout:
-            sys.exit(f"not back to {count} replica(s) within {timeout} s (serving {serving}, total {total}, wanted {wanted})")
-        time.sleep(0.1)
+        return (wanted == count and total == count and serving == count,
+                f"not back to {count} replica(s) within {timeout} s (serving {serving}, total {total}, wanted {wanted})")
+    poll(t0, timeout, 0.1, check)
 
 
 def rollout(t0, timeout, count):
     """Polls every 100 ms until only the live deployment's `count` replicas exist (the old
     ones drained and removed), all serving; prints the seconds from t0."""
-    while True:
+    def check():
         try:
             app = get(f"/apps/{APP}")
             status = app.get("replica_status") or []
@@ -215,30 +225,19 @@ def rollout(t0, timeout, count):
                     and all(r.get("state") == "running" and r.get("healthy") for r in status))
         except OSError:
             done = False
-        elapsed = time.time() - t0
-        if done:
-            print(f"{elapsed:.3f}")
-            return
-        if elapsed > timeout:
-            sys.exit(f"the old replicas were not gone within {timeout} s")
-        time.sleep(0.1)
+        return done, f"the old replicas were not gone within {timeout} s"
+    poll(t0, timeout, 0.1, check)
 
 
 def wait_body(expected, t0, timeout):
     """Polls the proxy every 20 ms until it answers 200 with `expected`; prints the seconds from t0."""
-    last = None
-    while True:
+    def check():
         try:
             last = fetch()
         except OSError as e:
             last = (None, str(e))
-        elapsed = time.time() - t0
-        if last == (200, expected):
-            print(f"{elapsed:.3f}")
-            return
-        if elapsed > timeout:
-            sys.exit(f"the proxy did not answer {expected!r} within {timeout} s (last: {last})")
-        time.sleep(0.02)
+        return last == (200, expected), f"the proxy did not answer {expected!r} within {timeout} s (last: {last})"
+    poll(t0, timeout, 0.02, check)
 
 
 def rollback_target():
