@@ -106,7 +106,9 @@ bench_stop_server() {
       kill -0 "$server_pid" 2>/dev/null || break
       sleep 0.5
     done
-    kill -0 "$server_pid" 2>/dev/null && kill -9 "$server_pid" 2>/dev/null
+    if kill -0 "$server_pid" 2>/dev/null; then
+      kill -9 "$server_pid" 2>/dev/null || true
+    fi
   fi
 }
 
