@@ -30,19 +30,10 @@ cd "$REPO_ROOT"
 EXAMPLE=examples/hello-flask
 APP=bench
 PROFILE=${BENCH_PROFILE:-debug}
+# shellcheck source=scripts/lib.sh
+source "$REPO_ROOT/scripts/lib.sh"
 
-say() { printf '\n==> %s\n' "$*"; }
-die() {
-  printf '\nbench: error: %s\n' "$*" >&2
-  exit 1
-}
-now() { date +%s.%N; }
-
-case "$PROFILE" in
-  debug) cargo_profile=() ;;
-  release) cargo_profile=(--release) ;;
-  *) die "BENCH_PROFILE must be debug or release (got '$PROFILE')" ;;
-esac
+bench_check_profile "$PROFILE"
 command -v python3 >/dev/null 2>&1 || die "python3 is needed (apt-get install -y python3)"
 git rev-parse --is-inside-work-tree >/dev/null 2>&1 ||
   die "$REPO_ROOT is not a git checkout: the example is deployed from git"
@@ -57,28 +48,10 @@ fi
 source "$REPO_ROOT/scripts/env.sh"
 docker info >/dev/null 2>&1 || die "this user cannot use the Docker engine: run it as root"
 
-say "building easydeploy ($PROFILE)"
-cargo build -p easydeploy ${cargo_profile[@]+"${cargo_profile[@]}"}
-target_dir=$(cargo metadata --no-deps --format-version 1 | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-BIN="$target_dir/$PROFILE/easydeploy"
-[ -x "$BIN" ] || die "the build did not produce $BIN"
+bench_build "$PROFILE"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/easydeploy-bench.XXXXXX")
-read -r api_port proxy_port < <(python3 -c '
-import socket
-socks = [socket.socket() for _ in range(2)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(*(s.getsockname()[1] for s in socks))
-for s in socks:
-    s.close()
-')
-export EASYDEPLOY_DATA_DIR="$work/data"
-export EASYDEPLOY_API_ADDR="127.0.0.1:$api_port"
-export EASYDEPLOY_PROXY_ADDR="127.0.0.1:$proxy_port"
-export EASYDEPLOY_URL="http://127.0.0.1:$api_port"
-unset EASYDEPLOY_TOKEN
-LOG="$work/server.log"
+bench_server_env "$work"
 
 fresh_layers=no
 if [ "${BENCH_REUSE_LAYERS:-}" != 1 ] && [ -n "${EASYDEPLOY_BUILD_CA_BUNDLE:-}" ] && [ -r "$EASYDEPLOY_BUILD_CA_BUNDLE" ]; then
@@ -91,28 +64,7 @@ if [ "${BENCH_REUSE_LAYERS:-}" != 1 ] && [ -n "${EASYDEPLOY_BUILD_CA_BUNDLE:-}" 
 fi
 
 server_pid=""
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-    printf '\n==> cleaning up: destroying %s, stopping the server (pid %s)\n' "$APP" "$server_pid"
-    timeout 60 "$BIN" destroy "$APP" >/dev/null 2>&1 || echo "warning: could not destroy the app $APP" >&2
-    kill "$server_pid" 2>/dev/null || true
-    for _ in $(seq 30); do
-      kill -0 "$server_pid" 2>/dev/null || break
-      sleep 0.5
-    done
-    kill -0 "$server_pid" 2>/dev/null && kill -9 "$server_pid" 2>/dev/null
-  fi
-  if [ "$rc" -ne 0 ] && [ -s "$LOG" ]; then
-    cp "$LOG" "${TMPDIR:-/tmp}/easydeploy-bench-server.log"
-    echo "server log: ${TMPDIR:-/tmp}/easydeploy-bench-server.log (last lines below)" >&2
-    tail -n 15 "$LOG" >&2
-  fi
-  rm -rf "$work"
-  exit "$rc"
-}
-trap cleanup EXIT
+trap 'bench_cleanup "$APP" easydeploy-bench-server.log' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -125,16 +77,7 @@ else
   echo "  none"
 fi
 
-say "starting a server: API $EASYDEPLOY_URL, proxy $EASYDEPLOY_PROXY_ADDR, data $EASYDEPLOY_DATA_DIR"
-mkdir -p "$EASYDEPLOY_DATA_DIR"
-setsid "$BIN" server >"$LOG" 2>&1 </dev/null &
-server_pid=$!
-for _ in $(seq 120); do
-  curl -fsS --max-time 2 "$EASYDEPLOY_URL/healthz" >/dev/null 2>&1 && break
-  kill -0 "$server_pid" 2>/dev/null || die "the server stopped while starting"
-  sleep 0.5
-done
-curl -fsS --max-time 2 "$EASYDEPLOY_URL/healthz" >/dev/null 2>&1 || die "the server did not answer within 60 s"
+bench_run_server
 
 deploy_args=(deploy "$REPO_ROOT" --name "$APP" --root "$EXAMPLE")
 branch=$(git symbolic-ref --quiet --short HEAD || true)

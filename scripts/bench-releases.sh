@@ -58,19 +58,10 @@ RUNS=${BENCH_RUNS:-3}
 TARGET_RPS=${BENCH_TARGET_RPS:-200}
 REPLICAS=2     # replicas during the rolling deploys and rollbacks
 MAX_REPLICAS=3 # autoscaling bounds: 1..MAX_REPLICAS
+# shellcheck source=scripts/lib.sh
+source "$REPO_ROOT/scripts/lib.sh"
 
-say() { printf '\n==> %s\n' "$*"; }
-die() {
-  printf '\nbench: error: %s\n' "$*" >&2
-  exit 1
-}
-now() { date +%s.%N; }
-
-case "$PROFILE" in
-  debug) cargo_profile=() ;;
-  release) cargo_profile=(--release) ;;
-  *) die "BENCH_PROFILE must be debug or release (got '$PROFILE')" ;;
-esac
+bench_check_profile "$PROFILE"
 [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive number (got '$RUNS')"
 [[ "$TARGET_RPS" =~ ^[0-9]+([.][0-9]+)?$ ]] || die "BENCH_TARGET_RPS must be a number (got '$TARGET_RPS')"
 for tool in python3 git curl docker; do
@@ -94,30 +85,13 @@ fi
 source "$REPO_ROOT/scripts/env.sh"
 docker info >/dev/null 2>&1 || die "this user cannot use the Docker engine: run it as root (or sudo scripts/setup.sh)"
 
-say "building easydeploy ($PROFILE)"
-cargo build -p easydeploy ${cargo_profile[@]+"${cargo_profile[@]}"}
-target_dir=$(cargo metadata --no-deps --format-version 1 | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-BIN="$target_dir/$PROFILE/easydeploy"
-[ -x "$BIN" ] || die "the build did not produce $BIN"
+bench_build "$PROFILE"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/easydeploy-bench-releases.XXXXXX")
-read -r api_port proxy_port < <(python3 -c '
-import socket
-socks = [socket.socket() for _ in range(2)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(*(s.getsockname()[1] for s in socks))
-for s in socks:
-    s.close()
-')
-export EASYDEPLOY_DATA_DIR="$work/data"
-export EASYDEPLOY_API_ADDR="127.0.0.1:$api_port"
-export EASYDEPLOY_PROXY_ADDR="127.0.0.1:$proxy_port"
-export EASYDEPLOY_URL="http://127.0.0.1:$api_port"
+bench_server_env "$work"
+proxy_port=$PROXY_PORT
 export EASYDEPLOY_SCALE_IN_DELAY=5
 export EASYDEPLOY_RECONCILE_INTERVAL=1
-unset EASYDEPLOY_TOKEN
-LOG="$work/server.log"
 CLI_LOG="$work/cli.log"
 SRC="$work/app"
 RESULTS="$work/results.jsonl"
@@ -133,27 +107,12 @@ cleanup() {
     kill "$wrk_pid" 2>/dev/null || true
     wait "$wrk_pid" 2>/dev/null || true
   fi
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-    printf '\n==> cleaning up: destroying %s, stopping the server (pid %s)\n' "$APP" "$server_pid"
-    timeout 60 "$BIN" destroy "$APP" >/dev/null 2>&1 || echo "warning: could not destroy the app $APP" >&2
-    kill "$server_pid" 2>/dev/null || true
-    for _ in $(seq 30); do
-      kill -0 "$server_pid" 2>/dev/null || break
-      sleep 0.5
-    done
-    kill -0 "$server_pid" 2>/dev/null && kill -9 "$server_pid" 2>/dev/null
+  bench_stop_server "$APP"
+  if [ "$rc" -ne 0 ] && [ -s "$CLI_LOG" ]; then
+    echo "last client output:" >&2
+    tail -n 15 "$CLI_LOG" >&2
   fi
-  if [ "$rc" -ne 0 ]; then
-    if [ -s "$CLI_LOG" ]; then
-      echo "last client output:" >&2
-      tail -n 15 "$CLI_LOG" >&2
-    fi
-    if [ -s "$LOG" ]; then
-      cp "$LOG" "${TMPDIR:-/tmp}/easydeploy-bench-releases-server.log"
-      echo "server log: ${TMPDIR:-/tmp}/easydeploy-bench-releases-server.log (last lines below)" >&2
-      tail -n 15 "$LOG" >&2
-    fi
-  fi
+  bench_keep_log "$rc" easydeploy-bench-releases-server.log
   rm -rf "$work"
   exit "$rc"
 }
@@ -228,26 +187,36 @@ def scale_out(t0, timeout, most, after_second):
     print(f"{second:.3f} " + ("-" if full is None else f"{full:.3f}"))
 
 
+def poll(t0, timeout, interval, check):
+    """Calls check() every `interval` s until it returns (True, _); prints the seconds from t0.
+    Exits with the message it returned last once `timeout` s have passed."""
+    while True:
+        done, failure = check()
+        elapsed = time.time() - t0
+        if done:
+            print(f"{elapsed:.3f}")
+            return
+        if elapsed > timeout:
+            sys.exit(failure)
+        time.sleep(interval)
+
+
 def scale_in(t0, timeout, count):
     """Polls every 100 ms until exactly `count` replicas exist, all serving; prints the seconds from t0."""
-    while True:
+    def check():
         try:
             serving, total, wanted = replicas()
         except OSError:
             serving = total = wanted = -1
-        elapsed = time.time() - t0
-        if wanted == count and total == count and serving == count:
-            print(f"{elapsed:.3f}")
-            return
-        if elapsed > timeout:
-            sys.exit(f"not back to {count} replica(s) within {timeout} s (serving {serving}, total {total}, wanted {wanted})")
-        time.sleep(0.1)
+        return (wanted == count and total == count and serving == count,
+                f"not back to {count} replica(s) within {timeout} s (serving {serving}, total {total}, wanted {wanted})")
+    poll(t0, timeout, 0.1, check)
 
 
 def rollout(t0, timeout, count):
     """Polls every 100 ms until only the live deployment's `count` replicas exist (the old
     ones drained and removed), all serving; prints the seconds from t0."""
-    while True:
+    def check():
         try:
             app = get(f"/apps/{APP}")
             status = app.get("replica_status") or []
@@ -256,30 +225,19 @@ def rollout(t0, timeout, count):
                     and all(r.get("state") == "running" and r.get("healthy") for r in status))
         except OSError:
             done = False
-        elapsed = time.time() - t0
-        if done:
-            print(f"{elapsed:.3f}")
-            return
-        if elapsed > timeout:
-            sys.exit(f"the old replicas were not gone within {timeout} s")
-        time.sleep(0.1)
+        return done, f"the old replicas were not gone within {timeout} s"
+    poll(t0, timeout, 0.1, check)
 
 
 def wait_body(expected, t0, timeout):
     """Polls the proxy every 20 ms until it answers 200 with `expected`; prints the seconds from t0."""
-    last = None
-    while True:
+    def check():
         try:
             last = fetch()
         except OSError as e:
             last = (None, str(e))
-        elapsed = time.time() - t0
-        if last == (200, expected):
-            print(f"{elapsed:.3f}")
-            return
-        if elapsed > timeout:
-            sys.exit(f"the proxy did not answer {expected!r} within {timeout} s (last: {last})")
-        time.sleep(0.02)
+        return last == (200, expected), f"the proxy did not answer {expected!r} within {timeout} s (last: {last})"
+    poll(t0, timeout, 0.02, check)
 
 
 def rollback_target():
@@ -504,16 +462,7 @@ commit_version() {
 content_now() { curl -sS --max-time 5 -H "$HOST_HEADER" "$PROXY_URL"; }
 
 # --- server and app --------------------------------------------------------------
-say "starting a server: API $EASYDEPLOY_URL, proxy $EASYDEPLOY_PROXY_ADDR, data $EASYDEPLOY_DATA_DIR"
-mkdir -p "$EASYDEPLOY_DATA_DIR"
-setsid "$BIN" server >"$LOG" 2>&1 </dev/null &
-server_pid=$!
-for _ in $(seq 120); do
-  curl -fsS --max-time 2 "$EASYDEPLOY_URL/healthz" >/dev/null 2>&1 && break
-  kill -0 "$server_pid" 2>/dev/null || die "the server stopped while starting"
-  sleep 0.5
-done
-curl -fsS --max-time 2 "$EASYDEPLOY_URL/healthz" >/dev/null 2>&1 || die "the server did not answer within 60 s"
+bench_run_server
 
 say "creating the app repository ($SRC)"
 mkdir -p "$SRC/www"

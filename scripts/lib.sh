@@ -8,6 +8,10 @@
 #   bench_start_server "$work"   # sets server_pid, LOG; exports EASYDEPLOY_*
 #   trap 'bench_cleanup myapp' EXIT
 #
+# bench_start_server is bench_server_env (ports, environment) followed by
+# bench_run_server (start, wait); bench_cleanup is bench_stop_server and
+# bench_keep_log, for scripts with cleanup steps of their own.
+#
 # Sourced, not run: it sets no shell options of its own (the caller runs
 # with `set -euo pipefail`).
 
@@ -18,15 +22,20 @@ die() {
 }
 now() { date +%s.%N; }
 
+# Dies unless PROFILE is debug or release; sets cargo_profile (the cargo
+# arguments for it).
+bench_check_profile() {
+  case "$1" in
+    debug) cargo_profile=() ;;
+    release) cargo_profile=(--release) ;;
+    *) die "BENCH_PROFILE must be debug or release (got '$1')" ;;
+  esac
+}
+
 # Builds easydeploy with the profile (debug or release) and sets BIN.
 bench_build() {
   local profile=$1
-  local cargo_profile=()
-  case "$profile" in
-    debug) ;;
-    release) cargo_profile=(--release) ;;
-    *) die "BENCH_PROFILE must be debug or release (got '$profile')" ;;
-  esac
+  bench_check_profile "$profile"
   say "building easydeploy ($profile)"
   cargo build -p easydeploy ${cargo_profile[@]+"${cargo_profile[@]}"}
   local target_dir
@@ -48,10 +57,10 @@ for s in socks:
 '
 }
 
-# Starts `$BIN server` with its data under WORK/data on free ports and waits
-# for /healthz. Exports EASYDEPLOY_DATA_DIR, _API_ADDR, _PROXY_ADDR, _URL;
-# sets server_pid and LOG (the server's output); exports PROXY_PORT.
-bench_start_server() {
+# Picks free ports for a server with its data under WORK/data. Exports
+# EASYDEPLOY_DATA_DIR, _API_ADDR, _PROXY_ADDR, _URL and PROXY_PORT, unsets
+# EASYDEPLOY_TOKEN; sets LOG (where the server's output will go).
+bench_server_env() {
   local work=$1
   local api_port proxy_port
   read -r api_port proxy_port < <(bench_free_ports)
@@ -62,6 +71,11 @@ bench_start_server() {
   unset EASYDEPLOY_TOKEN
   export PROXY_PORT=$proxy_port
   LOG="$work/server.log"
+}
+
+# Starts `$BIN server` with the settings of bench_server_env and waits for
+# /healthz; sets server_pid.
+bench_run_server() {
   say "starting a server: API $EASYDEPLOY_URL, proxy $EASYDEPLOY_PROXY_ADDR, data $EASYDEPLOY_DATA_DIR"
   mkdir -p "$EASYDEPLOY_DATA_DIR"
   setsid "$BIN" server >"$LOG" 2>&1 </dev/null &
@@ -74,12 +88,16 @@ bench_start_server() {
   die "the server did not answer within 60 s"
 }
 
-# EXIT trap: destroys APP, stops the server, keeps its log when the script
-# failed, removes $work. Call as `trap 'bench_cleanup APP' EXIT`.
-bench_cleanup() {
-  local rc=$?
+# Starts `$BIN server` with its data under WORK/data on free ports and waits
+# for /healthz: bench_server_env, then bench_run_server.
+bench_start_server() {
+  bench_server_env "$1"
+  bench_run_server
+}
+
+# Destroys APP and stops the server (SIGTERM, SIGKILL after 15 s), if it runs.
+bench_stop_server() {
   local app=$1
-  trap - EXIT INT TERM
   if [ -n "${server_pid:-}" ] && kill -0 "$server_pid" 2>/dev/null; then
     printf '\n==> cleaning up: destroying %s, stopping the server (pid %s)\n' "$app" "$server_pid"
     timeout 60 "$BIN" destroy "$app" >/dev/null 2>&1 || echo "warning: could not destroy the app $app" >&2
@@ -88,15 +106,33 @@ bench_cleanup() {
       kill -0 "$server_pid" 2>/dev/null || break
       sleep 0.5
     done
-    kill -0 "$server_pid" 2>/dev/null && kill -9 "$server_pid" 2>/dev/null
+    if kill -0 "$server_pid" 2>/dev/null; then
+      kill -9 "$server_pid" 2>/dev/null || true
+    fi
   fi
+}
+
+# When RC is not 0, copies the server's log to $TMPDIR/NAME (default
+# easydeploy-SCRIPT-server.log) and prints its last lines.
+bench_keep_log() {
+  local rc=$1
+  local name=${2:-easydeploy-$(basename "$0" .sh)-server.log}
   if [ "$rc" -ne 0 ] && [ -s "${LOG:-}" ]; then
-    local kept
-    kept="${TMPDIR:-/tmp}/easydeploy-$(basename "$0" .sh)-server.log"
+    local kept="${TMPDIR:-/tmp}/$name"
     cp "$LOG" "$kept"
     echo "server log: $kept (last lines below)" >&2
     tail -n 15 "$LOG" >&2
   fi
+}
+
+# EXIT trap: destroys APP, stops the server, keeps its log when the script
+# failed (as LOG_NAME, see bench_keep_log), removes $work. Call as
+# `trap 'bench_cleanup APP [LOG_NAME]' EXIT`.
+bench_cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  bench_stop_server "$1"
+  bench_keep_log "$rc" ${2+"$2"}
   [ -n "${work:-}" ] && rm -rf "$work"
   exit "$rc"
 }

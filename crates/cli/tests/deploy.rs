@@ -6,19 +6,6 @@ mod support;
 use serde_json::json;
 use support::*;
 
-const STEPS: [&str; 10] = [
-    "queued",
-    "preparing_tenant",
-    "fetching_source",
-    "detecting",
-    "generating_pipeline",
-    "building",
-    "pushing",
-    "releasing",
-    "verifying",
-    "live",
-];
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_app_with_its_own_dockerfile_is_deployed_redeployed_and_destroyed() {
     let server = spawn_app().await;

@@ -19,12 +19,8 @@ async fn logs_stream_live_and_metrics_and_stats_count_what_happened() {
     let (_, list) = server.get(&format!("/apps/{app}/deployments")).await;
     let id = list[0]["id"].as_str().unwrap().to_owned();
     let sse = server
-        .http
-        .get(format!("{}/api/v1/deployments/{id}/logs/stream", server.api))
-        .bearer_auth(&server.token)
-        .send()
+        .get_response(&format!("/api/v1/deployments/{id}/logs/stream"))
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -36,15 +32,8 @@ async fn logs_stream_live_and_metrics_and_stats_count_what_happened() {
 
     // A request's log line arrives on a follow stream.
     let mut stream = server
-        .http
-        .get(format!(
-            "{}/api/v1/apps/{app}/logs/stream?tail=0&follow=true",
-            server.api
-        ))
-        .bearer_auth(&server.token)
-        .send()
-        .await
-        .unwrap();
+        .get_response(&format!("/api/v1/apps/{app}/logs/stream?tail=0&follow=true"))
+        .await;
     assert_eq!(stream.headers()["content-type"], "text/event-stream");
     let requested = Instant::now();
     assert_eq!(server.fetch(&app, "/?marker=hello-stream").await.0, 200);
@@ -66,13 +55,7 @@ async fn logs_stream_live_and_metrics_and_stats_count_what_happened() {
         assert_eq!(server.fetch(&app, "/").await.0, 200);
     }
     assert_eq!(server.fetch(&app, "/missing").await.0, 404);
-    let metrics = server
-        .http
-        .get(format!("{}/metrics", server.api))
-        .bearer_auth(&server.token)
-        .send()
-        .await
-        .unwrap();
+    let metrics = server.get_response("/metrics").await;
     assert_eq!(metrics.status(), 200);
     let metrics = metrics.text().await.unwrap();
     assert!(
@@ -197,16 +180,7 @@ async fn sampled_metrics_count_the_requests_and_show_replica_figures() {
     assert!(replicas[0]["net_tx_bytes"].as_u64().unwrap() > 0);
 
     // Prometheus: per-replica series labelled with the app and the replica.
-    let metrics = server
-        .http
-        .get(format!("{}/metrics", server.api))
-        .bearer_auth(&server.token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.get_response("/metrics").await.text().await.unwrap();
     let labels = format!("{{app=\"{app}\",replica=\"{replica}\"}}");
     for series in [
         "easydeploy_replica_cpu_percent",

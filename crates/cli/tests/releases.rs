@@ -167,20 +167,6 @@ async fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bo
     started.elapsed()
 }
 
-fn running(app: &str) -> usize {
-    let out = std::process::Command::new("docker")
-        .args([
-            "ps",
-            "--filter",
-            &format!("label=easydeploy.app={app}"),
-            "--format",
-            "{{.Names}}",
-        ])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).lines().count()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn scaling_and_self_healing_keep_every_request_served() {
     let server = spawn_app().await;
@@ -189,7 +175,7 @@ async fn scaling_and_self_healing_keep_every_request_served() {
     deploy_ok(&server, repo.path().to_str().unwrap(), &app, &[]).await;
     let out = server.cli(&["scale", &app, "--replicas", "3"]).await;
     assert!(out.success && out.stdout.contains("runs 3 replica(s)"), "{out:?}");
-    assert_eq!(running(&app), 3);
+    assert_eq!(running_containers(&app), 3);
 
     let load = server.load(&app, 4, Duration::from_millis(10));
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -202,7 +188,7 @@ async fn scaling_and_self_healing_keep_every_request_served() {
     let healed = wait_until(
         "the reconciler replaces the killed replica",
         Duration::from_secs(30),
-        || running(&app) == 3,
+        || running_containers(&app) == 3,
     )
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -224,7 +210,10 @@ async fn scaling_and_self_healing_keep_every_request_served() {
 
     let out = server.cli(&["scale", &app, "--replicas", "1"]).await;
     assert!(out.success, "{out:?}");
-    wait_until("scaled in", Duration::from_secs(20), || running(&app) == 1).await;
+    wait_until("scaled in", Duration::from_secs(20), || {
+        running_containers(&app) == 1
+    })
+    .await;
     assert_eq!(server.fetch(&app, "/").await, (200, "alive".into()));
     server.cli(&["destroy", &app]).await;
 }
@@ -252,13 +241,13 @@ async fn autoscaling_follows_a_load_step_out_and_back() {
     // About 100 req/s against 20 per replica: the maximum.
     let load = server.load(&app, 2, Duration::from_millis(20));
     let out_took = wait_until("scale-out to 3 replicas", Duration::from_secs(30), || {
-        running(&app) == 3
+        running_containers(&app) == 3
     })
     .await;
     let outcomes = load.finish().await;
     assert_eq!(failures(&outcomes), Vec::<String>::new());
     let in_took = wait_until("scale-in back to 1 replica", Duration::from_secs(60), || {
-        running(&app) == 1
+        running_containers(&app) == 1
     })
     .await;
     eprintln!("scale-out took {out_took:?}, scale-in {in_took:?}");
@@ -311,7 +300,7 @@ async fn a_replica_that_stops_answering_is_replaced() {
     })
     .await;
     wait_until("the replacement serves", Duration::from_secs(10), || {
-        running(&app) == 1
+        running_containers(&app) == 1
     })
     .await;
     assert_eq!(server.fetch(&app, "/").await, (200, "answering".into()));

@@ -9,10 +9,16 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 use support::*;
 
-/// `easydeploy server` as a child process on fresh ports.
-fn start_server(data_dir: &std::path::Path) -> (Child, String, u16) {
+/// `easydeploy server` as a child process on fresh ports, a client of its
+/// API with the admin token, and its proxy's port.
+fn start_server(data_dir: &std::path::Path) -> (Child, Api, u16) {
     let server = ServerProcess::start(data_dir, None, &[]);
-    (server.child, server.url, server.proxy)
+    let api = Api {
+        url: server.url,
+        token: admin_token(data_dir),
+        http: reqwest::blocking::Client::new(),
+    };
+    (server.child, api, server.proxy)
 }
 
 struct Api {
@@ -41,6 +47,23 @@ impl Api {
             return serde_json::Value::Null;
         }
         response.json().unwrap()
+    }
+    /// Creates the app with the repository as its source.
+    fn create_app(&self, app: &str, repo: &std::path::Path) {
+        self.call(
+            reqwest::Method::POST,
+            "/apps",
+            Some(json!({"name": app, "source": repo})),
+        );
+    }
+    /// Creates the app from a new repository of `busybox_app(index_html)`
+    /// and deploys it; returns the repository once the deployment is live.
+    fn create_and_deploy(&self, app: &str, index_html: &str) -> (tempfile::TempDir, String) {
+        let repo = git_repo(&busybox_app(index_html));
+        self.create_app(app, repo.path());
+        let id = self.deploy(app);
+        self.wait(&id, &["live"]);
+        (repo, id)
     }
     fn deploy(&self, app: &str) -> String {
         let d = self.call(
@@ -78,26 +101,10 @@ fn fetch(proxy: u16, app: &str) -> (u16, String) {
 #[test]
 fn a_killed_server_restarts_without_stuck_deployments_or_orphans() {
     let data = tempfile::tempdir().unwrap();
-    let (mut server, url, proxy) = start_server(data.path());
-    let token = std::fs::read_to_string(data.path().join("admin.token"))
-        .unwrap()
-        .trim()
-        .to_owned();
-    let api = Api {
-        url,
-        token,
-        http: reqwest::blocking::Client::new(),
-    };
+    let (mut server, api, proxy) = start_server(data.path());
     let (app, other) = (unique("crash"), unique("queued"));
 
-    let repo = git_repo(&busybox_app("stable"));
-    api.call(
-        reqwest::Method::POST,
-        "/apps",
-        Some(json!({"name": app, "source": repo.path()})),
-    );
-    let first = api.deploy(&app);
-    api.wait(&first, &["live"]);
+    let (repo, first) = api.create_and_deploy(&app, "stable");
     assert_eq!(fetch(proxy, &app), (200, "stable".into()));
 
     // A slow build, and behind it (one worker) two deployments of another app.
@@ -109,11 +116,7 @@ fn a_killed_server_restarts_without_stuck_deployments_or_orphans() {
     commit(repo.path(), &slow, "slow build");
     let interrupted = api.deploy(&app);
     let other_repo = git_repo(&busybox_app("other"));
-    api.call(
-        reqwest::Method::POST,
-        "/apps",
-        Some(json!({"name": other, "source": other_repo.path()})),
-    );
+    api.create_app(&other, other_repo.path());
     let superseded = api.deploy(&other);
     let queued = api.deploy(&other);
     let d = api.deployment(&superseded);
@@ -130,8 +133,7 @@ fn a_killed_server_restarts_without_stuck_deployments_or_orphans() {
     server.kill().unwrap(); // SIGKILL
     server.wait().unwrap();
 
-    let (mut server, url, proxy) = start_server(data.path());
-    let api = Api { url, ..api };
+    let (mut server, api, proxy) = start_server(data.path());
     let d = api.deployment(&interrupted);
     assert_eq!(d["state"], "failed", "{d}");
     assert_eq!(d["failed_step"], "building");
@@ -157,17 +159,7 @@ fn a_killed_server_restarts_without_stuck_deployments_or_orphans() {
     let d = api.wait(&queued, &["live", "failed"]);
     assert_eq!(d["state"], "live", "queued work survived the restart: {d}");
     assert_eq!(fetch(proxy, &other), (200, "other".into()));
-    let stuck = [
-        "queued",
-        "preparing_tenant",
-        "fetching_source",
-        "detecting",
-        "generating_pipeline",
-        "building",
-        "pushing",
-        "releasing",
-        "verifying",
-    ];
+    let stuck = &STEPS[..STEPS.len() - 1]; // all but live
     for id in [&first, &interrupted, &superseded, &queued] {
         let state = api.deployment(id)["state"].as_str().unwrap().to_owned();
         assert!(!stuck.contains(&state.as_str()), "{id} stuck in {state}");
@@ -188,25 +180,9 @@ fn a_killed_server_restarts_without_stuck_deployments_or_orphans() {
 #[test]
 fn sigterm_stops_the_server_gracefully_and_leaves_apps_running() {
     let data = tempfile::tempdir().unwrap();
-    let (mut server, url, _) = start_server(data.path());
-    let token = std::fs::read_to_string(data.path().join("admin.token"))
-        .unwrap()
-        .trim()
-        .to_owned();
-    let api = Api {
-        url,
-        token,
-        http: reqwest::blocking::Client::new(),
-    };
+    let (mut server, api, _) = start_server(data.path());
     let app = unique("graceful");
-    let repo = git_repo(&busybox_app("still here"));
-    api.call(
-        reqwest::Method::POST,
-        "/apps",
-        Some(json!({"name": app, "source": repo.path()})),
-    );
-    let id = api.deploy(&app);
-    api.wait(&id, &["live"]);
+    let (_repo, _) = api.create_and_deploy(&app, "still here");
 
     let term = Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
@@ -225,29 +201,14 @@ fn sigterm_stops_the_server_gracefully_and_leaves_apps_running() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(status.success(), "a graceful stop exits 0: {status:?}");
-    let running = Command::new("docker")
-        .args([
-            "ps",
-            "--filter",
-            &format!("label=easydeploy.app={app}"),
-            "--format",
-            "{{.Names}}",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&running.stdout).lines().count(),
-        1,
-        "the app kept running"
-    );
+    assert_eq!(running_containers(&app), 1, "the app kept running");
 
-    let (mut server, url, proxy) = start_server(data.path());
+    let (mut server, api, proxy) = start_server(data.path());
     assert_eq!(
         fetch(proxy, &app),
         (200, "still here".into()),
         "served again after the restart"
     );
-    let api = Api { url, ..api };
     api.call(reqwest::Method::DELETE, &format!("/apps/{app}"), None);
     server.kill().unwrap();
     server.wait().unwrap();

@@ -1,6 +1,6 @@
 //! `GitFetcher` against real repositories made with git2 in temp folders.
 
-use easydeploy_core::ports::SourceFetcher;
+use easydeploy_core::ports::{BackendResult, Checkout, SourceFetcher};
 use easydeploy_core::{Branch, GitSource};
 use easydeploy_git::{short, GitFetcher};
 use git2::{Commit, Oid, Repository, Signature, Time};
@@ -111,6 +111,34 @@ fn dest_in(dir: &TempDir) -> PathBuf {
     dir.path().join("workspaces").join("checkout")
 }
 
+/// An [`Origin`], a temp dir for the checkout and the checkout's path in it.
+fn origin_and_dest() -> (Origin, TempDir, PathBuf) {
+    let work = TempDir::new().unwrap();
+    let dest = dest_in(&work);
+    (Origin::new(), work, dest)
+}
+
+/// `GitFetcher::fetch` of `branch_name` (at `commit`) into `dest`.
+async fn fetch(
+    source: &GitSource,
+    branch_name: &str,
+    commit: Option<&str>,
+    dest: &Path,
+) -> BackendResult<Checkout> {
+    GitFetcher::new()
+        .fetch(source, &branch(branch_name), commit, dest)
+        .await
+}
+
+/// A port on 127.0.0.1 that was free a moment ago (nothing listens on it).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 #[tokio::test]
 async fn resolve_returns_the_branch_head() {
     let origin = Origin::new();
@@ -191,11 +219,7 @@ async fn resolve_of_a_missing_or_non_git_path_cannot_reach() {
 
 #[tokio::test]
 async fn resolve_of_a_closed_port_is_transient() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let source = GitSource::parse(&format!("git://127.0.0.1:{port}/repo")).unwrap();
     let err = GitFetcher::new()
         .resolve(&source, &branch("main"))
@@ -213,13 +237,8 @@ async fn resolve_of_a_closed_port_is_transient() {
 
 #[tokio::test]
 async fn fetch_checks_out_the_branch_head() {
-    let origin = Origin::new();
-    let work = TempDir::new().unwrap();
-    let dest = dest_in(&work);
-    let checkout = GitFetcher::new()
-        .fetch(&origin.source(), &branch("main"), None, &dest)
-        .await
-        .unwrap();
+    let (origin, _work, dest) = origin_and_dest();
+    let checkout = fetch(&origin.source(), "main", None, &dest).await.unwrap();
     assert_eq!(checkout.commit, origin.main[2].to_string());
     assert_eq!(checkout.summary, "Third version");
     assert_eq!(checkout.path, dest);
@@ -241,13 +260,8 @@ async fn fetch_checks_out_the_branch_head() {
 
 #[tokio::test]
 async fn fetch_checks_out_another_branch() {
-    let origin = Origin::new();
-    let work = TempDir::new().unwrap();
-    let dest = dest_in(&work);
-    let checkout = GitFetcher::new()
-        .fetch(&origin.source(), &branch("feature"), None, &dest)
-        .await
-        .unwrap();
+    let (origin, _work, dest) = origin_and_dest();
+    let checkout = fetch(&origin.source(), "feature", None, &dest).await.unwrap();
     assert_eq!(checkout.commit, origin.feature.to_string());
     assert_eq!(checkout.summary, "Feature work");
     assert_eq!(read(&dest, "app.py"), "feature");
@@ -260,12 +274,10 @@ async fn fetch_checks_out_another_branch() {
 async fn fetch_checks_out_an_older_commit_of_the_branch() {
     let origin = Origin::new();
     let work = TempDir::new().unwrap();
-    let fetcher = GitFetcher::new();
 
     let first = origin.main[0].to_string();
     let dest = work.path().join("first");
-    let checkout = fetcher
-        .fetch(&origin.source(), &branch("main"), Some(&first), &dest)
+    let checkout = fetch(&origin.source(), "main", Some(&first), &dest)
         .await
         .unwrap();
     assert_eq!(checkout.commit, first);
@@ -276,8 +288,7 @@ async fn fetch_checks_out_an_older_commit_of_the_branch() {
     // An abbreviated id works too, and the summary is the first line only.
     let second = origin.main[1].to_string();
     let dest = work.path().join("second");
-    let checkout = fetcher
-        .fetch(&origin.source(), &branch("main"), Some(short(&second)), &dest)
+    let checkout = fetch(&origin.source(), "main", Some(short(&second)), &dest)
         .await
         .unwrap();
     assert_eq!(checkout.commit, second);
@@ -287,8 +298,7 @@ async fn fetch_checks_out_an_older_commit_of_the_branch() {
     // The head given explicitly.
     let third = origin.main[2].to_string();
     let dest = work.path().join("third");
-    let checkout = fetcher
-        .fetch(&origin.source(), &branch("main"), Some(&third), &dest)
+    let checkout = fetch(&origin.source(), "main", Some(&third), &dest)
         .await
         .unwrap();
     assert_eq!(checkout.commit, third);
@@ -296,17 +306,11 @@ async fn fetch_checks_out_an_older_commit_of_the_branch() {
 
 #[tokio::test]
 async fn fetch_of_a_commit_not_on_the_branch_fails_and_cleans_up() {
-    let origin = Origin::new();
-    let work = TempDir::new().unwrap();
-    let dest = dest_in(&work);
-    let fetcher = GitFetcher::new();
+    let (origin, _work, dest) = origin_and_dest();
     let source = origin.source();
 
     let feature = origin.feature.to_string();
-    let err = fetcher
-        .fetch(&source, &branch("main"), Some(&feature), &dest)
-        .await
-        .unwrap_err();
+    let err = fetch(&source, "main", Some(&feature), &dest).await.unwrap_err();
     assert!(!err.retryable);
     assert_eq!(
         err.message,
@@ -320,33 +324,22 @@ async fn fetch_of_a_commit_not_on_the_branch_fails_and_cleans_up() {
     assert!(!dest.exists(), "a failed fetch leaves no folder behind");
 
     let unknown = "0123456789abcdef0123456789abcdef01234567";
-    let err = fetcher
-        .fetch(&source, &branch("main"), Some(unknown), &dest)
-        .await
-        .unwrap_err();
+    let err = fetch(&source, "main", Some(unknown), &dest).await.unwrap_err();
     assert!(
         err.message.starts_with("commit 0123456 is not on branch 'main'"),
         "{}",
         err.message
     );
 
-    let err = fetcher
-        .fetch(&source, &branch("main"), Some("HEAD~1"), &dest)
-        .await
-        .unwrap_err();
+    let err = fetch(&source, "main", Some("HEAD~1"), &dest).await.unwrap_err();
     assert!(err.message.contains("is not a commit id"), "{}", err.message);
     assert!(!dest.exists());
 }
 
 #[tokio::test]
 async fn fetch_of_an_unknown_branch_lists_the_branches() {
-    let origin = Origin::new();
-    let work = TempDir::new().unwrap();
-    let dest = dest_in(&work);
-    let err = GitFetcher::new()
-        .fetch(&origin.source(), &branch("nope"), None, &dest)
-        .await
-        .unwrap_err();
+    let (origin, _work, dest) = origin_and_dest();
+    let err = fetch(&origin.source(), "nope", None, &dest).await.unwrap_err();
     assert!(
         err.message.ends_with("its branches are: feature, main"),
         "{}",
@@ -359,44 +352,31 @@ async fn fetch_of_an_unknown_branch_lists_the_branches() {
 async fn fetch_refuses_a_non_empty_destination_but_takes_an_empty_one() {
     let origin = Origin::new();
     let work = TempDir::new().unwrap();
-    let fetcher = GitFetcher::new();
 
     let busy = work.path().join("busy");
     fs::create_dir(&busy).unwrap();
     fs::write(busy.join("keep.txt"), "mine").unwrap();
-    let err = fetcher
-        .fetch(&origin.source(), &branch("main"), None, &busy)
-        .await
-        .unwrap_err();
+    let err = fetch(&origin.source(), "main", None, &busy).await.unwrap_err();
     assert!(err.message.contains("is not empty"), "{}", err.message);
     assert_eq!(read(&busy, "keep.txt"), "mine");
 
     let empty = work.path().join("empty");
     fs::create_dir(&empty).unwrap();
-    fetcher
-        .fetch(&origin.source(), &branch("main"), None, &empty)
-        .await
-        .unwrap();
+    fetch(&origin.source(), "main", None, &empty).await.unwrap();
     assert_eq!(read(&empty, "app.py"), "v3");
 
     // A failure with an empty folder leaves it empty.
     let again = work.path().join("again");
     fs::create_dir(&again).unwrap();
-    fetcher
-        .fetch(&origin.source(), &branch("nope"), None, &again)
-        .await
-        .unwrap_err();
+    fetch(&origin.source(), "nope", None, &again).await.unwrap_err();
     assert_eq!(fs::read_dir(&again).unwrap().count(), 0);
 }
 
 #[tokio::test]
 async fn fetch_via_a_file_url_works() {
-    let origin = Origin::new();
-    let work = TempDir::new().unwrap();
-    let dest = dest_in(&work);
+    let (origin, _work, dest) = origin_and_dest();
     let first = origin.main[0].to_string();
-    let checkout = GitFetcher::new()
-        .fetch(&origin.file_url(), &branch("main"), Some(&first), &dest)
+    let checkout = fetch(&origin.file_url(), "main", Some(&first), &dest)
         .await
         .unwrap();
     assert_eq!(checkout.commit, first);
@@ -419,12 +399,9 @@ fn files_outside_objects(dir: &Path, out: &mut Vec<PathBuf>) {
 
 #[tokio::test]
 async fn the_checkout_does_not_record_the_source_url() {
-    let origin = Origin::new();
-    let work = TempDir::new().unwrap();
-    let dest = dest_in(&work);
+    let (origin, _work, dest) = origin_and_dest();
     let source = origin.file_url();
-    GitFetcher::new()
-        .fetch(&source, &branch("main"), Some(&origin.main[1].to_string()), &dest)
+    fetch(&source, "main", Some(&origin.main[1].to_string()), &dest)
         .await
         .unwrap();
     let config = fs::read_to_string(dest.join(".git/config")).unwrap();
@@ -457,11 +434,7 @@ struct Daemon {
 impl Daemon {
     /// None when no `git` binary is installed.
     fn start(base: &Path) -> Option<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         // `git daemon` forks `git-daemon`; run the latter so that killing
         // the child stops the server.
         let exec_path = std::process::Command::new("git")
@@ -538,10 +511,7 @@ async fn remote_fetch_is_shallow_and_deepens_for_older_commits() {
     for (wanted, expected, shallow) in cases {
         let dest = work.path().join(format!("at-{expected}"));
         let wanted = wanted.map(|i: usize| commits[i].to_string());
-        let checkout = fetcher
-            .fetch(&source, &branch("main"), wanted.as_deref(), &dest)
-            .await
-            .unwrap();
+        let checkout = fetch(&source, "main", wanted.as_deref(), &dest).await.unwrap();
         assert_eq!(checkout.commit, commits[expected].to_string());
         assert_eq!(checkout.summary, format!("Commit {expected}"));
         assert_eq!(read(&dest, "n.txt"), expected.to_string());

@@ -204,54 +204,59 @@ impl Store {
     /// Marks a rule firing and records an `alert` event; false (and nothing
     /// recorded) when it was already firing.
     pub async fn fire_alert(&self, app: &AppName, rule: &str, message: &str) -> StoreResult<bool> {
-        let at = now();
-        let mut tx = self.writer.begin().await?;
-        let done = sqlx::query(
-            "INSERT INTO alert_states (app, rule, firing_since, resolved_at, message) VALUES (?, ?, ?, NULL, ?) \
+        self.change_alert_state(
+            app,
+            rule,
+            message,
+            "INSERT INTO alert_states (app, rule, firing_since, resolved_at, message) VALUES (?1, ?2, ?3, NULL, ?4) \
              ON CONFLICT (app, rule) DO UPDATE SET firing_since = excluded.firing_since, message = excluded.message \
              WHERE alert_states.firing_since IS NULL",
+            "firing",
         )
-        .bind(app.as_str())
-        .bind(rule)
-        .bind(&at)
-        .bind(message)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        sqlx::query("INSERT INTO events (app, at, kind, message) VALUES (?, ?, 'alert', ?)")
-            .bind(app.as_str())
-            .bind(&at)
-            .bind(format!("{rule} firing: {message}"))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(true)
+        .await
     }
 
     /// Marks a firing rule resolved and records an `alert` event; false (and
     /// nothing recorded) when it was not firing.
     pub async fn resolve_alert(&self, app: &AppName, rule: &str, message: &str) -> StoreResult<bool> {
+        self.change_alert_state(
+            app,
+            rule,
+            message,
+            "UPDATE alert_states SET firing_since = NULL, resolved_at = ?3, message = ?4 \
+             WHERE app = ?1 AND rule = ?2 AND firing_since IS NOT NULL",
+            "resolved",
+        )
+        .await
+    }
+
+    /// Runs `change` (parameters: ?1 app, ?2 rule, ?3 now, ?4 message) and,
+    /// when it changed a row, records the `alert` event "RULE VERB: MESSAGE"
+    /// in the same transaction; false (and nothing recorded) when it did not.
+    async fn change_alert_state(
+        &self,
+        app: &AppName,
+        rule: &str,
+        message: &str,
+        change: &str,
+        verb: &str,
+    ) -> StoreResult<bool> {
         let at = now();
         let mut tx = self.writer.begin().await?;
-        let done = sqlx::query(
-            "UPDATE alert_states SET firing_since = NULL, resolved_at = ?, message = ? \
-             WHERE app = ? AND rule = ? AND firing_since IS NOT NULL",
-        )
-        .bind(&at)
-        .bind(message)
-        .bind(app.as_str())
-        .bind(rule)
-        .execute(&mut *tx)
-        .await?;
+        let done = sqlx::query(change)
+            .bind(app.as_str())
+            .bind(rule)
+            .bind(&at)
+            .bind(message)
+            .execute(&mut *tx)
+            .await?;
         if done.rows_affected() == 0 {
             return Ok(false);
         }
         sqlx::query("INSERT INTO events (app, at, kind, message) VALUES (?, ?, 'alert', ?)")
             .bind(app.as_str())
             .bind(&at)
-            .bind(format!("{rule} resolved: {message}"))
+            .bind(format!("{rule} {verb}: {message}"))
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;

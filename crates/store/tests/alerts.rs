@@ -1,17 +1,7 @@
-use easydeploy_core::{AppName, AppSettings, Branch, GitSource};
-use easydeploy_store::{AlertRules, Store};
+use easydeploy_store::AlertRules;
 
-async fn store_with_app(name: &str) -> (tempfile::TempDir, Store, AppName) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("state.db")).await.unwrap();
-    let app = AppName::parse(name).unwrap();
-    let settings = AppSettings::new(
-        GitSource::parse("/srv/repo").unwrap(),
-        Branch::parse("main").unwrap(),
-    );
-    store.create_app(&app, "t", &settings).await.unwrap();
-    (dir, store, app)
-}
+mod common;
+use common::store_with_app;
 
 #[tokio::test]
 async fn alert_settings_keep_their_secret_until_rotated() {

@@ -1,23 +1,13 @@
 //! Metrics time series: roll-up arithmetic, the bound kept by pruning,
 //! window sums, per-replica figures and the schema upgrade of an existing database.
 
-use easydeploy_core::{AppName, AppSettings, Branch, GitSource};
 use easydeploy_store::{MetricSample, ReplicaFigures, Resolution, Store};
+
+mod common;
+use common::{name, settings, store_with_app};
 
 const MINUTE: i64 = 60_000;
 const HOUR: i64 = 3_600_000;
-
-async fn store_with_app(name: &str) -> (tempfile::TempDir, Store, AppName) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("state.db")).await.unwrap();
-    let app = AppName::parse(name).unwrap();
-    let settings = AppSettings::new(
-        GitSource::parse("/srv/repo").unwrap(),
-        Branch::parse("main").unwrap(),
-    );
-    store.create_app(&app, "t", &settings).await.unwrap();
-    (dir, store, app)
-}
 
 /// A 10-second sample at `at_ms` with `requests` requests (one 5xx), all
 /// in latency bucket `bucket`, and the given CPU and in-flight gauges.
@@ -209,14 +199,10 @@ async fn replica_figures_are_replaced_and_go_with_the_app() {
 async fn a_version_one_database_gains_the_metrics_tables() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
-    let app = AppName::parse("old").unwrap();
+    let app = name("old");
     {
         let store = Store::open(&path).await.unwrap();
-        let settings = AppSettings::new(
-            GitSource::parse("/srv/repo").unwrap(),
-            Branch::parse("main").unwrap(),
-        );
-        store.create_app(&app, "t", &settings).await.unwrap();
+        store.create_app(&app, "t", &settings()).await.unwrap();
     }
     // Make it look like a database of the previous version.
     {

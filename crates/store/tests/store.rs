@@ -1,32 +1,9 @@
 use easydeploy_core::ports::ArtifactStore;
-use easydeploy_core::{AppName, AppSettings, Branch, DeploymentState as S, GitSource};
+use easydeploy_core::DeploymentState as S;
 use easydeploy_store::{FileArtifacts, NewDeployment, Store, StoreError};
 
-async fn store() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("state.db")).await.unwrap();
-    (dir, store)
-}
-
-fn settings() -> AppSettings {
-    AppSettings::new(
-        GitSource::parse("/srv/repo").unwrap(),
-        Branch::parse("main").unwrap(),
-    )
-}
-
-/// Moves a claimed deployment through every step up to `verifying`.
-async fn walk_to_verifying(store: &Store, id: &str, owner: &str) {
-    let mut s = S::PreparingTenant;
-    while s != S::Verifying {
-        s = s.next().unwrap();
-        store.advance(id, owner, s, None).await.unwrap();
-    }
-}
-
-fn name(n: &str) -> AppName {
-    AppName::parse(n).unwrap()
-}
+mod common;
+use common::{enqueue_build, name, settings, store, store_with_app, walk_to_verifying};
 
 #[tokio::test]
 async fn app_names_are_unique() {
@@ -42,13 +19,8 @@ async fn app_names_are_unique() {
 
 #[tokio::test]
 async fn a_deployment_walks_its_steps_and_keeps_its_history() {
-    let (_d, store) = store().await;
-    let app = name("shop");
-    store.create_app(&app, "t", &settings()).await.unwrap();
-    let d = store
-        .enqueue(&app, &settings(), &NewDeployment::build(None))
-        .await
-        .unwrap();
+    let (_d, store, app) = store_with_app("shop").await;
+    let d = enqueue_build(&store, &app).await;
     assert_eq!((d.state, d.number), (S::Queued, 1));
     let claimed = store.claim("w1", 30_000).await.unwrap().unwrap();
     assert_eq!(
@@ -93,10 +65,7 @@ async fn a_deployment_walks_its_steps_and_keeps_its_history() {
     );
 
     // The next one supersedes it when it goes live.
-    let d2 = store
-        .enqueue(&app, &settings(), &NewDeployment::build(None))
-        .await
-        .unwrap();
+    let d2 = enqueue_build(&store, &app).await;
     store.claim("w1", 30_000).await.unwrap().unwrap();
     walk_to_verifying(&store, &d2.id, "w1").await;
     store.go_live(&d2.id, "w1").await.unwrap();
@@ -110,22 +79,10 @@ async fn same_app_is_serialized_and_newer_queued_supersedes_older() {
     let (a, b) = (name("a"), name("b"));
     store.create_app(&a, "t", &settings()).await.unwrap();
     store.create_app(&b, "t", &settings()).await.unwrap();
-    let a1 = store
-        .enqueue(&a, &settings(), &NewDeployment::build(None))
-        .await
-        .unwrap();
-    let a2 = store
-        .enqueue(&a, &settings(), &NewDeployment::build(None))
-        .await
-        .unwrap();
-    let a3 = store
-        .enqueue(&a, &settings(), &NewDeployment::build(None))
-        .await
-        .unwrap();
-    let b1 = store
-        .enqueue(&b, &settings(), &NewDeployment::build(None))
-        .await
-        .unwrap();
+    let a1 = enqueue_build(&store, &a).await;
+    let a2 = enqueue_build(&store, &a).await;
+    let a3 = enqueue_build(&store, &a).await;
+    let b1 = enqueue_build(&store, &b).await;
     assert_eq!(store.deployment(&a1.id).await.unwrap().state, S::Cancelled);
     let a2 = store.deployment(&a2.id).await.unwrap();
     assert_eq!(a2.state, S::Cancelled);
@@ -134,10 +91,7 @@ async fn same_app_is_serialized_and_newer_queued_supersedes_older() {
     assert_eq!(first.id, a3.id);
     let second = store.claim("w", 30_000).await.unwrap().unwrap();
     assert_eq!(second.id, b1.id, "another app runs concurrently");
-    let a4 = store
-        .enqueue(&a, &settings(), &NewDeployment::build(None))
-        .await
-        .unwrap();
+    let a4 = enqueue_build(&store, &a).await;
     assert!(
         store.claim("w", 30_000).await.unwrap().is_none(),
         "a4 waits for a3"
@@ -156,16 +110,10 @@ async fn a_restart_fails_in_flight_work_and_keeps_queued_work() {
         store.create_app(&app, "t", &settings()).await.unwrap();
         let other = name("other");
         store.create_app(&other, "t", &settings()).await.unwrap();
-        let d1 = store
-            .enqueue(&app, &settings(), &NewDeployment::build(None))
-            .await
-            .unwrap();
+        let d1 = enqueue_build(&store, &app).await;
         store.claim("w", 30_000).await.unwrap();
         store.advance(&d1.id, "w", S::FetchingSource, None).await.unwrap();
-        let d2 = store
-            .enqueue(&other, &settings(), &NewDeployment::build(None))
-            .await
-            .unwrap();
+        let d2 = enqueue_build(&store, &other).await;
         (d1.id, d2.id)
     };
     let store = Store::open(&path).await.unwrap();
@@ -179,13 +127,8 @@ async fn a_restart_fails_in_flight_work_and_keeps_queued_work() {
 
 #[tokio::test]
 async fn deleting_an_app_removes_its_history() {
-    let (_d, store) = store().await;
-    let app = name("shop");
-    store.create_app(&app, "t", &settings()).await.unwrap();
-    let d = store
-        .enqueue(&app, &settings(), &NewDeployment::build(None))
-        .await
-        .unwrap();
+    let (_d, store, app) = store_with_app("shop").await;
+    let d = enqueue_build(&store, &app).await;
     assert_eq!(store.delete_app(&app).await.unwrap(), vec![d.id.clone()]);
     assert!(matches!(
         store.deployment(&d.id).await,
@@ -212,9 +155,7 @@ async fn artifacts_are_files_with_safe_names() {
 
 #[tokio::test]
 async fn releases_are_numbered_and_a_rollback_marks_what_it_replaced() {
-    let (_d, store) = store().await;
-    let app = name("shop");
-    store.create_app(&app, "t", &settings()).await.unwrap();
+    let (_d, store, app) = store_with_app("shop").await;
     let mut ids = Vec::new();
     for kind in [
         easydeploy_store::DeploymentKind::Deploy,
@@ -244,21 +185,13 @@ async fn releases_are_numbered_and_a_rollback_marks_what_it_replaced() {
 
 #[tokio::test]
 async fn statistics_count_outcomes_and_time_steps() {
-    let (_d, store) = store().await;
-    let app = name("shop");
-    store.create_app(&app, "t", &settings()).await.unwrap();
+    let (_d, store, app) = store_with_app("shop").await;
     // One that goes live, one that fails while building.
-    let ok = store
-        .enqueue(&app, &settings(), &NewDeployment::build(None))
-        .await
-        .unwrap();
+    let ok = enqueue_build(&store, &app).await;
     store.claim("w", 30_000).await.unwrap().unwrap();
     walk_to_verifying(&store, &ok.id, "w").await;
     store.go_live(&ok.id, "w").await.unwrap();
-    let bad = store
-        .enqueue(&app, &settings(), &NewDeployment::build(None))
-        .await
-        .unwrap();
+    let bad = enqueue_build(&store, &app).await;
     store.claim("w", 30_000).await.unwrap().unwrap();
     store
         .advance(&bad.id, "w", S::FetchingSource, None)

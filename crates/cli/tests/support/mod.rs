@@ -8,6 +8,28 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// A deployment's states from queued to live, in order.
+pub const STEPS: [&str; 10] = [
+    "queued",
+    "preparing_tenant",
+    "fetching_source",
+    "detecting",
+    "generating_pipeline",
+    "building",
+    "pushing",
+    "releasing",
+    "verifying",
+    "live",
+];
+
+/// The admin token a server keeps in its data dir.
+pub fn admin_token(data_dir: &Path) -> String {
+    std::fs::read_to_string(data_dir.join("admin.token"))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
 /// A running platform for one test.
 pub struct TestServer {
     pub server: Option<RunningServer>,
@@ -72,10 +94,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut ServerConfig)) -> TestServer
 
 async fn start(dir: tempfile::TempDir, config: ServerConfig) -> TestServer {
     let server = server::start(config.clone()).await.expect("the server starts");
-    let token = std::fs::read_to_string(dir.path().join("admin.token"))
-        .unwrap()
-        .trim()
-        .to_owned();
+    let token = admin_token(dir.path());
     TestServer {
         api: format!("http://{}", server.api_addr),
         proxy: server.proxy_addr,
@@ -154,6 +173,16 @@ impl TestServer {
 
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    /// GET of a path of the server (`/metrics`, `/api/v1/...`) as the administrator.
+    pub async fn get_response(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.api))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// Waits until a deployment is live or ended; returns it with its transitions.
@@ -257,6 +286,21 @@ pub fn containers_with_label(label: &str) -> Vec<String> {
         .lines()
         .map(str::to_owned)
         .collect()
+}
+
+/// How many containers of an app run now, via the docker CLI.
+pub fn running_containers(app: &str) -> usize {
+    let out = std::process::Command::new("docker")
+        .args([
+            "ps",
+            "--filter",
+            &format!("label=easydeploy.app={app}"),
+            "--format",
+            "{{.Names}}",
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().count()
 }
 
 /// A unique app name for this test run.
