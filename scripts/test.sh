@@ -60,6 +60,9 @@ for component in fmt clippy; do
   fi
 done
 
+# Tenant networks left by interrupted runs would use up Docker's address pools.
+docker network prune -f --filter label=easydeploy.tenant >/dev/null 2>&1 || true
+
 phase fmt cargo fmt --all -- --check
 phase clippy cargo clippy --workspace --all-targets -- -D warnings
 if [ "$#" -gt 0 ]; then

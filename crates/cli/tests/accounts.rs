@@ -550,12 +550,26 @@ async fn tenant_networks_keep_containers_apart() {
     let (_, me) = app.call_as(&ann, Method::GET, "/me", None).await;
     let labelled = containers_with_label(&format!("easydeploy.tenant={}", me["tenant"].as_str().unwrap()));
     assert!(labelled.contains(&container(&ann_app)), "{labelled:?}");
+    let network = format!("easydeploy-{}", me["tenant"].as_str().unwrap());
+    let exists = |network: String| async move {
+        let out = tokio::process::Command::new("docker")
+            .args(["network", "inspect", &network])
+            .output()
+            .await
+            .unwrap();
+        out.status.success()
+    };
+    assert!(exists(network.clone()).await);
     for (token, name) in [(&ann, &names[0]), (&bob, &names[1])] {
         let (s, _) = app
             .call_as(token, Method::DELETE, &format!("/apps/{name}"), None)
             .await;
         assert_eq!(s, 204);
     }
+    assert!(
+        !exists(network).await,
+        "a tenant's network goes with its last app"
+    );
 }
 
 /// The CLI's account commands: signup signs in and keeps the token in the

@@ -545,6 +545,13 @@ impl Runtime for DockerRuntime {
         )
         .await?;
         crate::registry::remove_app_images(&self.docker, app, &[]).await?;
+        let tenants: std::collections::BTreeSet<&String> = containers
+            .iter()
+            .filter_map(|c| c.labels.as_ref()?.get(LABEL_TENANT))
+            .collect();
+        for tenant in tenants {
+            crate::tenants::remove_network_if_unused(&self.docker, tenant).await;
+        }
         tracing::info!(%app, containers = containers.len(), "destroyed the app");
         Ok(())
     }

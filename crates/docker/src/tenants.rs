@@ -68,3 +68,23 @@ pub(crate) async fn ensure_network(docker: &Docker, tenant_id: &str) -> BackendR
     }
     Ok(name)
 }
+
+/// Removes the tenant's network once no container uses it (its last app
+/// was destroyed), so networks do not pile up; the next deploy makes it
+/// again. A network still in use, or already gone, is left as it is.
+pub(crate) async fn remove_network_if_unused(docker: &Docker, tenant_id: &str) {
+    let name = network_name(tenant_id);
+    let inspect = docker.inspect_network(&name, None::<InspectNetworkOptions<String>>);
+    let in_use = match tokio::time::timeout(CALL_TIMEOUT, inspect).await {
+        Ok(Ok(network)) => network.containers.is_some_and(|c| !c.is_empty()),
+        _ => return,
+    };
+    if in_use {
+        return;
+    }
+    match tokio::time::timeout(CALL_TIMEOUT, docker.remove_network(&name)).await {
+        Ok(Ok(())) => tracing::info!(network = %name, "removed the tenant network (no app left)"),
+        Ok(Err(e)) => tracing::debug!(network = %name, error = %e, "tenant network kept"),
+        Err(_) => tracing::debug!(network = %name, "removing the tenant network timed out"),
+    }
+}
