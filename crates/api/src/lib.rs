@@ -9,6 +9,7 @@ mod auth;
 mod catalog;
 mod deployments;
 mod error;
+mod github;
 mod limits;
 mod oauth;
 mod observe;
@@ -20,6 +21,7 @@ pub use access::Quotas;
 use auth::BearerScheme;
 pub use auth::{load_or_create_admin_token, ADMIN_TOKEN_ID};
 pub use error::ApiError;
+pub use github::GithubSourceHost;
 pub use limits::RateLimiter;
 pub use oauth::GithubOAuth;
 
@@ -76,11 +78,12 @@ impl ApiState {
         observe::stats, observe::app_stats, observe::deployment_log_stream, observe::app_log_stream,
         accounts::sign_up, accounts::sign_in, accounts::list_tokens, accounts::revoke_token, accounts::me,
         accounts::create_team, accounts::list_teams, accounts::get_team, accounts::add_member, accounts::remove_member,
-        oauth::login, oauth::callback
+        oauth::login, oauth::callback,
+        github::repos, github::repo, github::branches, github::commit, github::tree, github::analyze
     ),
     modifiers(&BearerScheme),
     security(("bearer" = [])),
-    tags((name = "accounts"), (name = "apps"), (name = "deployments"), (name = "releases"), (name = "observability"), (name = "webhooks"), (name = "catalog"))
+    tags((name = "accounts"), (name = "apps"), (name = "deployments"), (name = "releases"), (name = "observability"), (name = "webhooks"), (name = "catalog"), (name = "github"))
 )]
 pub struct ApiDoc;
 
@@ -127,6 +130,15 @@ pub fn router(state: ApiState) -> Router {
             "/deployments/{id}/logs/stream",
             get(observe::deployment_log_stream),
         )
+        .route("/github/repos", get(github::repos))
+        .route("/github/repos/{owner}/{repo}", get(github::repo))
+        .route("/github/repos/{owner}/{repo}/branches", get(github::branches))
+        .route(
+            "/github/repos/{owner}/{repo}/commits/{branch}",
+            get(github::commit),
+        )
+        .route("/github/repos/{owner}/{repo}/tree/{branch}", get(github::tree))
+        .route("/github/repos/{owner}/{repo}/analyze", post(github::analyze))
         .route("/deployments/{id}", get(deployments::get_deployment))
         .route("/deployments/{id}/logs", get(deployments::logs))
         .route("/deployments/{id}/artifacts", get(deployments::artifacts))

@@ -7,6 +7,7 @@ mod alerts;
 mod apps;
 mod artifacts;
 mod deployments;
+mod github;
 mod secrets;
 mod stats;
 
@@ -17,6 +18,7 @@ pub use alerts::{AlertRules, AlertSettings, AlertState};
 pub use apps::App;
 pub use artifacts::FileArtifacts;
 pub use deployments::{Deployment, DeploymentFacts, DeploymentKind, Event, NewDeployment, Transition};
+pub use github::GithubLink;
 pub use stats::{DeployStats, StepStats};
 
 use easydeploy_core::AppSettings;
@@ -64,7 +66,9 @@ pub struct Store {
     key: MasterKey,
 }
 
-const SCHEMA_VERSION: i64 = 2;
+/// Version of `schema.sql`; every statement in it is idempotent, so an older
+/// database is brought up to date by applying it whole.
+const SCHEMA_VERSION: i64 = 3;
 
 impl Store {
     /// Opens (creating if needed) the database file and applies the schema.

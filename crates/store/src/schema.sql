@@ -123,3 +123,14 @@ CREATE TABLE IF NOT EXISTS oauth_states (
     state      TEXT PRIMARY KEY,
     created_at INTEGER NOT NULL
 );
+
+-- Schema version 3: apps connected to a GitHub repository (the push hook
+-- registered on it and the user whose token reads it and posts statuses).
+CREATE TABLE IF NOT EXISTS github_links (
+    app        TEXT PRIMARY KEY REFERENCES apps(name) ON DELETE CASCADE,
+    owner      TEXT NOT NULL,
+    repo       TEXT NOT NULL,
+    user_id    TEXT NOT NULL,
+    hook_id    INTEGER,
+    created_at TEXT NOT NULL
+);
