@@ -574,13 +574,32 @@ impl GithubSourceHost {
         })
     }
 
-    async fn link(&self, app: &AppName) -> BackendResult<Option<(easydeploy_store::GithubLink, String)>> {
+    async fn link(
+        &self,
+        app: &AppName,
+        source: Option<&easydeploy_core::GitSource>,
+    ) -> BackendResult<Option<(easydeploy_store::GithubLink, String)>> {
         let store_error = |e: easydeploy_store::StoreError| {
             BackendError::transient(format!("the platform's database failed: {e}"))
         };
         let Some(link) = self.store.github_link(app).await.map_err(store_error)? else {
             return Ok(None);
         };
+        // The app's source changed since it was connected: the token stays home.
+        let current = match source {
+            Some(source) => source.as_str().to_owned(),
+            None => self
+                .store
+                .app(app)
+                .await
+                .map_err(store_error)?
+                .settings
+                .source
+                .to_string(),
+        };
+        if current != link.source {
+            return Ok(None);
+        }
         let token = self.store.github_token(&link.user_id).await.map_err(store_error)?.ok_or_else(|| {
             BackendError::permanent(
                 "the GitHub account that connected this app is no longer linked; sign in with GitHub again and reconnect the app",
@@ -593,15 +612,22 @@ impl GithubSourceHost {
 
 #[async_trait]
 impl SourceHost for GithubSourceHost {
-    async fn credentials(&self, app: &AppName) -> BackendResult<Option<SourceCredentials>> {
-        Ok(self.link(app).await?.map(|(_, token)| SourceCredentials {
-            username: TOKEN_USER.into(),
-            password: token,
-        }))
+    async fn credentials(
+        &self,
+        app: &AppName,
+        source: &easydeploy_core::GitSource,
+    ) -> BackendResult<Option<SourceCredentials>> {
+        Ok(self
+            .link(app, Some(source))
+            .await?
+            .map(|(_, token)| SourceCredentials {
+                username: TOKEN_USER.into(),
+                password: token,
+            }))
     }
 
     async fn commit_status(&self, app: &AppName, commit: &str, status: &CommitStatus) -> BackendResult<()> {
-        let Some((link, token)) = self.link(app).await? else {
+        let Some((link, token)) = self.link(app, None).await? else {
             return Ok(());
         };
         let (state, target_url) = match status.state {
@@ -678,6 +704,7 @@ impl Connection {
         let link = easydeploy_store::GithubLink {
             owner: self.owner.clone(),
             repo: self.repo.clone(),
+            source: app.settings.source.to_string(),
             user_id: caller.user.id.clone(),
             hook_id: Some(hook.id),
         };

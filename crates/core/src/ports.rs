@@ -149,8 +149,13 @@ pub trait SourceFetcher: Send + Sync {
 /// not know get `None` and no statuses.
 #[async_trait]
 pub trait SourceHost: Send + Sync {
-    /// Credentials to fetch the app's source, if it needs any.
-    async fn credentials(&self, app: &AppName) -> BackendResult<Option<SourceCredentials>>;
+    /// Credentials to fetch `source` for the app: only when it is the
+    /// repository the app was connected with.
+    async fn credentials(
+        &self,
+        app: &AppName,
+        source: &GitSource,
+    ) -> BackendResult<Option<SourceCredentials>>;
     /// Reports a deployment's progress on a commit of the app's repository.
     async fn commit_status(&self, app: &AppName, commit: &str, status: &CommitStatus) -> BackendResult<()>;
 }

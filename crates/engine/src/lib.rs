@@ -132,6 +132,18 @@ impl Engine {
         self.source_host.get()
     }
 
+    /// Credentials to fetch `source` for `app`, when its git host gives any.
+    pub async fn source_credentials(
+        &self,
+        app: &AppName,
+        source: &GitSource,
+    ) -> Result<Option<easydeploy_core::ports::SourceCredentials>, EngineError> {
+        match self.source_host() {
+            Some(host) => Ok(host.credentials(app, source).await?),
+            None => Ok(None),
+        }
+    }
+
     /// The lock serializing what changes an app's running replicas.
     pub(crate) fn app_lock(&self, app: &AppName) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.app_locks.lock().unwrap_or_else(|e| e.into_inner());

@@ -293,7 +293,7 @@ impl Run<'_> {
         let t = self.step(S::FetchingSource, None).await?;
         let workspace = engine.workspace(&d.app);
         let credentials = match engine.source_host() {
-            Some(host) => host.credentials(&d.app).await?,
+            Some(host) => host.credentials(&d.app, &settings.source).await?,
             None => None,
         };
         let checkout = retry(log, "fetching the source", || async {

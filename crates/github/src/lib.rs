@@ -236,17 +236,26 @@ impl GithubClient {
     }
 }
 
-/// The `rel="next"` URL of a `Link` header.
+/// The `rel="next"` URL of a `Link` header (`<url>; rel="next", <url>; rel="last"`;
+/// URLs may hold commas).
 fn next_link(headers: &HeaderMap) -> Option<Url> {
-    let link = headers.get(LINK)?.to_str().ok()?;
-    link.split(',').find_map(|part| {
-        let (target, params) = part.split_once(';')?;
-        let is_next = params
-            .split(';')
-            .any(|p| matches!(p.trim(), "rel=\"next\"" | "rel=next"));
-        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
-        is_next.then(|| Url::parse(target).ok()).flatten()
-    })
+    let mut rest = headers.get(LINK)?.to_str().ok()?;
+    while let Some(start) = rest.find('<') {
+        let after = &rest[start + 1..];
+        let end = after.find('>')?;
+        let target = &after[..end];
+        let tail = &after[end + 1..];
+        let params_end = tail.find('<').unwrap_or(tail.len());
+        let is_next = tail[..params_end]
+            .split([';', ','])
+            .filter_map(|p| p.trim().strip_prefix("rel="))
+            .any(|rel| rel.trim_matches('"').split_whitespace().any(|r| r == "next"));
+        if is_next {
+            return Url::parse(target).ok();
+        }
+        rest = &tail[params_end..];
+    }
+    None
 }
 
 #[cfg(test)]
@@ -268,6 +277,16 @@ mod tests {
         );
         headers.insert(LINK, "<https://x/a?page=1>; rel=\"prev\"".parse().unwrap());
         assert!(next_link(&headers).is_none());
+        headers.insert(
+            LINK,
+            "<https://x/a?affiliation=owner,collaborator&page=1>; rel=\"prev\", <https://x/a?affiliation=owner,collaborator&page=3>; rel=\"next\""
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(
+            next_link(&headers).unwrap().as_str(),
+            "https://x/a?affiliation=owner,collaborator&page=3"
+        );
     }
 
     #[test]

@@ -12,6 +12,8 @@ pub struct GithubLink {
     pub owner: String,
     /// Repository name.
     pub repo: String,
+    /// The app source it was connected with (credentials go to it only).
+    pub source: String,
     /// The user who connected it (whose token is used).
     pub user_id: String,
     /// Id of the push hook registered on the repository.
@@ -22,13 +24,15 @@ impl Store {
     /// Connects an app to a GitHub repository (replacing any earlier link).
     pub async fn link_app_to_github(&self, app: &AppName, link: &GithubLink) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO github_links (app, owner, repo, user_id, hook_id, created_at) VALUES (?, ?, ?, ?, ?, ?) \
+            "INSERT INTO github_links (app, owner, repo, source, user_id, hook_id, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (app) DO UPDATE SET owner = excluded.owner, repo = excluded.repo, \
-             user_id = excluded.user_id, hook_id = excluded.hook_id",
+             source = excluded.source, user_id = excluded.user_id, hook_id = excluded.hook_id",
         )
         .bind(app.as_str())
         .bind(&link.owner)
         .bind(&link.repo)
+        .bind(&link.source)
         .bind(&link.user_id)
         .bind(link.hook_id)
         .bind(now())
@@ -39,7 +43,7 @@ impl Store {
 
     /// The app's GitHub repository, if it is connected to one.
     pub async fn github_link(&self, app: &AppName) -> StoreResult<Option<GithubLink>> {
-        let row = sqlx::query("SELECT owner, repo, user_id, hook_id FROM github_links WHERE app = ?")
+        let row = sqlx::query("SELECT owner, repo, source, user_id, hook_id FROM github_links WHERE app = ?")
             .bind(app.as_str())
             .fetch_optional(&self.pool)
             .await?;
@@ -47,6 +51,7 @@ impl Store {
             Ok(GithubLink {
                 owner: row.try_get("owner")?,
                 repo: row.try_get("repo")?,
+                source: row.try_get("source")?,
                 user_id: row.try_get("user_id")?,
                 hook_id: row.try_get("hook_id")?,
             })

@@ -130,6 +130,7 @@ CREATE TABLE IF NOT EXISTS github_links (
     app        TEXT PRIMARY KEY REFERENCES apps(name) ON DELETE CASCADE,
     owner      TEXT NOT NULL,
     repo       TEXT NOT NULL,
+    source     TEXT NOT NULL,
     user_id    TEXT NOT NULL,
     hook_id    INTEGER,
     created_at TEXT NOT NULL

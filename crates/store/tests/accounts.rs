@@ -225,6 +225,7 @@ async fn a_version_2_database_gains_github_links_and_keeps_its_apps() {
         let link = easydeploy_store::GithubLink {
             owner: "octo".into(),
             repo: "shop".into(),
+            source: "https://github.com/octo/shop.git".into(),
             user_id: "u1".into(),
             hook_id: Some(42),
         };
