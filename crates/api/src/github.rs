@@ -648,30 +648,6 @@ impl SourceHost for GithubSourceHost {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_follow_githubs_rules() {
-        assert!(owner_name("octo-cat").is_ok());
-        assert!(owner_name("-octo").is_err());
-        assert!(owner_name("a/b").is_err());
-        assert!(owner_name(&"a".repeat(40)).is_err());
-        assert_eq!(repo_name("shop.git").unwrap(), "shop");
-        assert!(repo_name("my_app-2.0").is_ok());
-        assert!(repo_name("..").is_err());
-        assert!(repo_name("a b").is_err());
-        assert!(repo_name("a%2F..").is_err());
-        assert_eq!(full_name("o/r").unwrap(), ("o".into(), "r".into()));
-        assert!(full_name("o").is_err());
-        assert!(full_name("o/r/x").is_err());
-        assert!(folder(Some("../x")).is_err());
-        assert!(folder(Some("/etc")).is_err());
-        assert_eq!(folder(Some("web/app")).unwrap().as_str(), "web/app");
-    }
-}
-
 /// A new app's GitHub repository, about to be connected.
 pub(crate) struct Connection {
     owner: String,
@@ -793,5 +769,29 @@ pub(crate) async fn disconnect(state: &ApiState, app: &AppName) {
         Ok(true) => tracing::info!(app = %app, hook, "GitHub hook removed"),
         Ok(false) => tracing::info!(app = %app, hook, "GitHub hook was already gone"),
         Err(e) => tracing::warn!(app = %app, hook, error = %e, "could not remove the GitHub hook"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_githubs_rules() {
+        assert!(owner_name("octo-cat").is_ok());
+        assert!(owner_name("-octo").is_err());
+        assert!(owner_name("a/b").is_err());
+        assert!(owner_name(&"a".repeat(40)).is_err());
+        assert_eq!(repo_name("shop.git").unwrap(), "shop");
+        assert!(repo_name("my_app-2.0").is_ok());
+        assert!(repo_name("..").is_err());
+        assert!(repo_name("a b").is_err());
+        assert!(repo_name("a%2F..").is_err());
+        assert_eq!(full_name("o/r").unwrap(), ("o".into(), "r".into()));
+        assert!(full_name("o").is_err());
+        assert!(full_name("o/r/x").is_err());
+        assert!(folder(Some("../x")).is_err());
+        assert!(folder(Some("/etc")).is_err());
+        assert_eq!(folder(Some("web/app")).unwrap().as_str(), "web/app");
     }
 }

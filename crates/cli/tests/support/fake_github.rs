@@ -4,6 +4,8 @@
 //! Repositories are real git repositories on disk, read with libgit2 for
 //! the API and served to git clients by the real `git http-backend`
 //! (HTTP Basic auth with a token, as GitHub does).
+// Handlers return GitHub's error answer as `Err(Response)`; its size does not matter here.
+#![allow(clippy::result_large_err)]
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Form, OriginalUri, Path, Query, State};
