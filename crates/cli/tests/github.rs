@@ -574,4 +574,68 @@ async fn a_connected_github_repository_deploys_on_push_and_reports_statuses() {
     let (status, _) = call(Method::DELETE, format!("/apps/{app}"), None).await;
     assert_eq!(status, 204);
     assert!(fake.hooks()[0].deleted, "the hook was removed on GitHub");
+
+    // A source URL on the GitHub host connects the app too; a hook already
+    // gone on GitHub does not stop the app's deletion.
+    let notes = unique("notes");
+    let (status, created) = call(
+        Method::POST,
+        "/apps".into(),
+        Some(json!({"name": notes, "source": format!("{}/octocat/notes", fake.url)})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let hooks = fake.hooks();
+    assert_eq!((hooks.len(), hooks[1].repo.as_str()), (2, "octocat/notes"));
+    fake.state.lock().unwrap().hooks[1].deleted = true;
+    let (status, _) = call(Method::DELETE, format!("/apps/{notes}"), None).await;
+    assert_eq!(status, 204);
+    let (status, body) = call(
+        Method::POST,
+        "/apps".into(),
+        Some(json!({"name": unique("x"), "github": "octocat/shop", "source": "/srv/x"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("conflicting_source"))
+    );
+    let plain = server.sign_up("nogithub@example.com").await;
+    let (status, body) = server
+        .call_as(
+            &plain,
+            Method::POST,
+            "/apps",
+            Some(json!({"name": unique("y"), "github": "octocat/shop"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("github_not_linked"))
+    );
+
+    let openapi: Value = server
+        .http
+        .get(format!("{}/api/v1/openapi.json", server.api))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for (path, method) in [
+        ("/api/v1/github/repos", "get"),
+        ("/api/v1/github/repos/{owner}/{repo}", "get"),
+        ("/api/v1/github/repos/{owner}/{repo}/branches", "get"),
+        ("/api/v1/github/repos/{owner}/{repo}/commits/{branch}", "get"),
+        ("/api/v1/github/repos/{owner}/{repo}/tree/{branch}", "get"),
+        ("/api/v1/github/repos/{owner}/{repo}/analyze", "post"),
+    ] {
+        let op = &openapi["paths"][path][method];
+        assert_eq!(op["tags"], json!(["github"]), "{path}");
+        assert!(
+            op["responses"]["409"].is_object(),
+            "{path} documents github_not_linked"
+        );
+    }
 }

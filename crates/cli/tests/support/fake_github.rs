@@ -117,7 +117,7 @@ impl FakeGithub {
         let router = Router::new()
             .route("/login/oauth/authorize", get(authorize))
             .route("/login/oauth/access_token", post(access_token))
-            .route("/git/{owner}/{*rest}", get(git).post(git))
+            .route("/{owner}/{*rest}", get(git).post(git))
             .nest("/api/v3", api)
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -145,7 +145,7 @@ impl FakeGithub {
 
     /// The HTTPS clone URL of a hosted repository.
     pub fn clone_url(&self, owner: &str, name: &str) -> String {
-        format!("{}/git/{owner}/{name}.git", self.url)
+        format!("{}/{owner}/{name}.git", self.url)
     }
 
     /// Hooks received (deleted ones marked).
@@ -238,7 +238,7 @@ fn repo_json(base: &str, repo: &FakeRepo) -> Value {
         "description": "A test repository",
         "fork": false,
         "url": format!("{base}/api/v3/repos/{full}"),
-        "clone_url": format!("{base}/git/{full}.git"),
+        "clone_url": format!("{base}/{full}.git"),
         "git_url": format!("git://{}/{full}.git", base.trim_start_matches("http://")),
         "ssh_url": format!("git@{}:{full}.git", base.trim_start_matches("http://")),
         "default_branch": default_branch(repo),
