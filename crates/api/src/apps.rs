@@ -207,8 +207,11 @@ pub async fn delete(
     let name = crate::access::app_for(&state, &caller, &app, Role::Owner)
         .await?
         .name;
-    crate::github::disconnect(&state, &name).await;
+    let link = state.engine.store().github_link(&name).await?;
     state.engine.destroy(&name).await?;
+    if let Some(link) = link {
+        crate::github::disconnect(&state, &name, &link).await;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

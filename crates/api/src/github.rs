@@ -749,13 +749,10 @@ pub(crate) async fn connection(
     }))
 }
 
-/// Removes the push hook of an app connected to GitHub (a hook already
-/// gone is fine); a failure is logged and does not keep the app.
-pub(crate) async fn disconnect(state: &ApiState, app: &AppName) {
+/// Removes the push hook of a deleted app that was connected to GitHub (a
+/// hook already gone is fine); a failure is logged.
+pub(crate) async fn disconnect(state: &ApiState, app: &AppName, link: &easydeploy_store::GithubLink) {
     let store = state.engine.store();
-    let Ok(Some(link)) = store.github_link(app).await else {
-        return;
-    };
     let Some(hook) = link.hook_id else { return };
     let token = match store.github_token(&link.user_id).await {
         Ok(Some(token)) => token,
