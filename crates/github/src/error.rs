@@ -72,3 +72,69 @@ pub(crate) async fn from_response(response: Response) -> GithubError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, headers: &[(&str, &str)], body: &str) -> Response {
+        let mut builder = http::Response::builder().status(status);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        Response::from(builder.body(body.to_owned()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn githubs_answers_map_to_what_to_do() {
+        let limited = answer(
+            403,
+            &[
+                ("x-ratelimit-remaining", "0"),
+                ("x-ratelimit-reset", "1700000000"),
+            ],
+            r#"{"message":"API rate limit exceeded"}"#,
+        );
+        assert_eq!(
+            from_response(limited).await,
+            GithubError::RateLimited {
+                reset: Some(1_700_000_000),
+                retry_after: None
+            }
+        );
+        let secondary = answer(
+            403,
+            &[("retry-after", "60")],
+            r#"{"message":"secondary rate limit"}"#,
+        );
+        assert!(matches!(
+            from_response(secondary).await,
+            GithubError::RateLimited {
+                retry_after: Some(60),
+                ..
+            }
+        ));
+        let too_many = answer(429, &[], "");
+        assert!(matches!(
+            from_response(too_many).await,
+            GithubError::RateLimited { .. }
+        ));
+        let bad = answer(401, &[], r#"{"message":"Bad credentials"}"#);
+        assert_eq!(
+            from_response(bad).await,
+            GithubError::Unauthorized("Bad credentials".into())
+        );
+        let missing = answer(404, &[], r#"{"message":"Not Found"}"#);
+        assert!(matches!(from_response(missing).await, GithubError::NotFound(_)));
+        let scope = answer(
+            403,
+            &[("x-ratelimit-remaining", "4999")],
+            r#"{"message":"Resource not accessible"}"#,
+        );
+        assert!(matches!(from_response(scope).await, GithubError::Forbidden(_)));
+        let invalid = answer(422, &[], r#"{"message":"Validation Failed"}"#);
+        assert!(matches!(from_response(invalid).await, GithubError::Invalid(_)));
+        let down = answer(502, &[], "<html>bad gateway</html>");
+        assert!(matches!(from_response(down).await, GithubError::Unavailable(_)));
+    }
+}

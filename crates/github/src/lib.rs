@@ -116,6 +116,14 @@ impl GithubClient {
             .0)
     }
 
+    /// The signed-in user's email addresses (needs the `user:email` scope).
+    pub async fn emails(&self, token: &str) -> GithubResult<Vec<Email>> {
+        Ok(self
+            .json(self.request(Method::GET, self.url(&["user", "emails"]), token))
+            .await?
+            .0)
+    }
+
     /// One page (from 1) of the repositories the user owns, collaborates on
     /// or reaches through an organisation, most recently updated first.
     pub async fn repos(&self, token: &str, page: u32) -> GithubResult<Page<Repo>> {

@@ -31,6 +31,17 @@ pub struct User {
     pub email: Option<String>,
 }
 
+/// An email address of the signed-in user (`GET /user/emails`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Email {
+    /// The address.
+    pub email: String,
+    /// The primary address.
+    pub primary: bool,
+    /// Verified by GitHub.
+    pub verified: bool,
+}
+
 /// A repository.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Repo {
@@ -195,4 +206,23 @@ pub struct NewStatus {
     pub description: String,
     /// Label distinguishing this status from others.
     pub context: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_content_is_decoded_from_wrapped_base64() {
+        let file: FileContent = serde_json::from_value(serde_json::json!({
+            "type": "file", "encoding": "base64", "size": 12, "name": "a.txt", "path": "a.txt",
+            "content": "aGVsbG8g\nd29ybGQK\n", "sha": "x"
+        }))
+        .unwrap();
+        assert_eq!(file.text().as_deref(), Some("hello world\n"));
+        let link: FileContent =
+            serde_json::from_value(serde_json::json!({"type": "symlink", "path": "l", "target": "x"}))
+                .unwrap();
+        assert_eq!(link.text(), None);
+    }
 }
