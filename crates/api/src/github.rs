@@ -90,6 +90,14 @@ pub(crate) fn client(state: &ApiState) -> Result<GithubClient, ApiError> {
     GithubClient::new(&github.api_url).map_err(ApiError::internal)
 }
 
+fn not_linked() -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "github_not_linked",
+        "your account has no GitHub access; sign in with GitHub first at /auth/github/login",
+    )
+}
+
 /// The caller's GitHub token.
 pub(crate) async fn token(state: &ApiState, caller: &Caller) -> Result<String, ApiError> {
     state
@@ -97,13 +105,7 @@ pub(crate) async fn token(state: &ApiState, caller: &Caller) -> Result<String, A
         .store()
         .github_token(&caller.user.id)
         .await?
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::CONFLICT,
-                "github_not_linked",
-                "your account has no GitHub access; sign in with GitHub first at /auth/github/login",
-            )
-        })
+        .ok_or_else(not_linked)
 }
 
 /// A repository owner: 1 to 39 letters, digits and single dashes, not at either end.
@@ -160,17 +162,15 @@ pub(crate) fn full_name(raw: &str) -> Result<(String, String), ApiError> {
 }
 
 /// The owner and repository of a GitHub web URL (`https://github.com/o/r(.git)`,
-/// or on the configured GitHub host), if `source` is one.
-pub(crate) fn github_repo_of(state: &ApiState, source: &str) -> Option<(String, String)> {
+/// or on the host of `web_url`, the configured GitHub), if `source` is one.
+pub(crate) fn github_repo_of(web_url: Option<&str>, source: &str) -> Option<(String, String)> {
     let url = url::Url::parse(source).ok()?;
     if !matches!(url.scheme(), "https" | "http") || !url.username().is_empty() || url.password().is_some() {
         return None;
     }
     let host = url.host_str()?.to_ascii_lowercase();
-    let configured = state
-        .github
-        .as_deref()
-        .and_then(|g| url::Url::parse(&g.web_url).ok())
+    let configured = web_url
+        .and_then(|w| url::Url::parse(w).ok())
         .and_then(|u| u.host_str().map(str::to_ascii_lowercase));
     if host != "github.com" && Some(&host) != configured.as_ref() {
         return None;
@@ -718,20 +718,17 @@ pub(crate) async fn connection(
             client(state)?;
             names
         }
-        (None, Some(source)) if state.github.is_some() => match github_repo_of(state, source) {
-            Some(names) => names,
-            None => return Ok(None),
-        },
+        (None, Some(source)) if state.github.is_some() => {
+            match github_repo_of(state.github.as_deref().map(|g| g.web_url.as_str()), source) {
+                Some(names) => names,
+                None => return Ok(None),
+            }
+        }
         _ => return Ok(None),
     };
     let token = match (github, state.engine.store().github_token(&caller.user.id).await?) {
         (_, Some(token)) => token,
-        (Some(_), None) => {
-            return Err(token(state, caller)
-                .await
-                .err()
-                .unwrap_or_else(|| ApiError::internal("no token")))
-        }
+        (Some(_), None) => return Err(not_linked()),
         // A GitHub URL from someone without GitHub access: a plain (public) source.
         (None, None) => return Ok(None),
     };
@@ -790,5 +787,32 @@ mod tests {
         assert!(folder(Some("../x")).is_err());
         assert!(folder(Some("/etc")).is_err());
         assert_eq!(folder(Some("web/app")).unwrap().as_str(), "web/app");
+    }
+
+    #[test]
+    fn github_urls_are_recognised() {
+        let pair = |o: &str, r: &str| Some((o.to_owned(), r.to_owned()));
+        assert_eq!(
+            github_repo_of(None, "https://github.com/octo/shop.git"),
+            pair("octo", "shop")
+        );
+        assert_eq!(
+            github_repo_of(None, "https://GitHub.com/octo/shop/"),
+            pair("octo", "shop")
+        );
+        let ghe = Some("https://git.corp.example");
+        assert_eq!(
+            github_repo_of(ghe, "https://git.corp.example/team/api"),
+            pair("team", "api")
+        );
+        assert_eq!(github_repo_of(None, "https://git.corp.example/team/api"), None);
+        assert_eq!(github_repo_of(None, "https://github.com/octo"), None);
+        assert_eq!(
+            github_repo_of(None, "https://github.com/octo/shop/tree/main"),
+            None
+        );
+        assert_eq!(github_repo_of(None, "https://user:pw@github.com/octo/shop"), None);
+        assert_eq!(github_repo_of(None, "git@github.com:octo/shop.git"), None);
+        assert_eq!(github_repo_of(None, "/srv/repos/shop"), None);
     }
 }
