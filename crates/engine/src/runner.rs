@@ -62,8 +62,9 @@ pub(crate) async fn run(engine: &Arc<Engine>, owner: &str, deployment: Deploymen
         };
         let outcome = run.pipeline().await;
         heartbeat.abort();
+        // The commit status is posted once the outcome is recorded.
         let (step, reported) = run.progress();
-        if let Some(commit) = reported {
+        let status = reported.map(|commit| {
             let (state, description) = match &outcome {
                 Ok(()) => (
                     CommitState::Success,
@@ -74,8 +75,8 @@ pub(crate) async fn run(engine: &Arc<Engine>, owner: &str, deployment: Deploymen
                 }
                 Err(Stop::Gone) => (CommitState::Failure, "the deployment was cancelled".to_owned()),
             };
-            run.report(&commit, state, description).await;
-        }
+            (commit, state, description)
+        });
         match outcome {
             Ok(()) => {
                 log.line(&format!(
@@ -110,6 +111,9 @@ pub(crate) async fn run(engine: &Arc<Engine>, owner: &str, deployment: Deploymen
                     }
                 }
             }
+        }
+        if let Some((commit, state, description)) = status {
+            run.report(&commit, state, description).await;
         }
         log.finish().await;
     }
