@@ -79,7 +79,8 @@ impl ApiState {
         accounts::sign_up, accounts::sign_in, accounts::list_tokens, accounts::revoke_token, accounts::me,
         accounts::create_team, accounts::list_teams, accounts::get_team, accounts::add_member, accounts::remove_member,
         oauth::login, oauth::callback,
-        github::repos, github::repo, github::branches, github::commit, github::tree, github::analyze
+        github::browse::repos, github::browse::repo, github::browse::branches, github::browse::commit,
+        github::browse::tree, github::browse::analyze
     ),
     modifiers(&BearerScheme),
     security(("bearer" = [])),
@@ -130,15 +131,24 @@ pub fn router(state: ApiState) -> Router {
             "/deployments/{id}/logs/stream",
             get(observe::deployment_log_stream),
         )
-        .route("/github/repos", get(github::repos))
-        .route("/github/repos/{owner}/{repo}", get(github::repo))
-        .route("/github/repos/{owner}/{repo}/branches", get(github::branches))
+        .route("/github/repos", get(github::browse::repos))
+        .route("/github/repos/{owner}/{repo}", get(github::browse::repo))
+        .route(
+            "/github/repos/{owner}/{repo}/branches",
+            get(github::browse::branches),
+        )
         .route(
             "/github/repos/{owner}/{repo}/commits/{branch}",
-            get(github::commit),
+            get(github::browse::commit),
         )
-        .route("/github/repos/{owner}/{repo}/tree/{branch}", get(github::tree))
-        .route("/github/repos/{owner}/{repo}/analyze", post(github::analyze))
+        .route(
+            "/github/repos/{owner}/{repo}/tree/{branch}",
+            get(github::browse::tree),
+        )
+        .route(
+            "/github/repos/{owner}/{repo}/analyze",
+            post(github::browse::analyze),
+        )
         .route("/deployments/{id}", get(deployments::get_deployment))
         .route("/deployments/{id}/logs", get(deployments::logs))
         .route("/deployments/{id}/artifacts", get(deployments::artifacts))
