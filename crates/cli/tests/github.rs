@@ -338,6 +338,17 @@ async fn a_connected_github_repository_deploys_on_push_and_reports_statuses() {
     assert_eq!(latest["message"], "first version");
     assert_eq!(latest["author"], "Test");
     assert!(latest["date"].as_str().is_some());
+    let (status, body) = call(
+        Method::GET,
+        "/github/repos/octocat/shop/commits/nope".into(),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("github_not_found")),
+        "{body}"
+    );
     let (_, top) = call(Method::GET, "/github/repos/octocat/shop/tree/main".into(), None).await;
     let entries: Vec<(&str, &str)> = top
         .as_array()
@@ -573,6 +584,15 @@ async fn a_connected_github_repository_deploys_on_push_and_reports_statuses() {
     // Deleting the app removes the hook.
     let (status, _) = call(Method::DELETE, format!("/apps/{app}"), None).await;
     assert_eq!(status, 204);
+    // The user's tenant network is not removed with the app: free it (Docker has few address pools).
+    let (_, me) = call(Method::GET, "/me".into(), None).await;
+    let _ = std::process::Command::new("docker")
+        .args([
+            "network",
+            "rm",
+            &format!("easydeploy-{}", me["tenant"].as_str().unwrap()),
+        ])
+        .output();
     assert!(fake.hooks()[0].deleted, "the hook was removed on GitHub");
 
     // A source URL on the GitHub host connects the app too; a hook already

@@ -165,7 +165,14 @@ impl GithubClient {
         reference: &str,
     ) -> GithubResult<Commit> {
         let url = self.url(&["repos", owner, repo, "commits", reference]);
-        Ok(self.json(self.request(Method::GET, url, token)).await?.0)
+        match self.json(self.request(Method::GET, url, token)).await {
+            Ok((commit, _)) => Ok(commit),
+            // GitHub answers 422 "No commit found for SHA" for an unknown branch.
+            Err(GithubError::Invalid(message)) if message.contains("No commit found") => {
+                Err(GithubError::NotFound(message))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// A folder's entries or a file's content (`path` relative to the

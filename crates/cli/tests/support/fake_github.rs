@@ -554,7 +554,8 @@ async fn contents(
                 let name = e.name().unwrap_or("").to_owned();
                 let (kind, size) = match e.kind() {
                     Some(git2::ObjectType::Tree) => ("dir", 0),
-                    Some(git2::ObjectType::Commit) => ("submodule", 0),
+                    // GitHub lists submodules as "file" in folder listings (documented).
+                    Some(git2::ObjectType::Commit) => ("file", 0),
                     _ if e.filemode() == 0o120000 => ("symlink", 0),
                     _ => ("file", git.find_blob(e.id()).map(|b| b.size()).unwrap_or(0)),
                 };
