@@ -46,6 +46,12 @@ pub struct CreateApp {
     /// the caller's own account when absent.
     #[serde(default)]
     pub team: Option<String>,
+    /// A GitHub repository `owner/repo` as the source, read with the
+    /// caller's GitHub token; the app is connected to it (push hook, commit
+    /// statuses). A `https://github.com/owner/repo` source connects it too
+    /// when the caller has signed in with GitHub.
+    #[serde(default)]
+    pub github: Option<String>,
     /// Settings.
     #[serde(flatten)]
     pub settings: SettingsInput,
@@ -90,7 +96,9 @@ pub async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     refuse_unknown(&body.unknown)?;
     let name = AppName::parse(&body.name)?;
-    let settings = body.settings.apply(None)?;
+    let mut input = body.settings;
+    let github = crate::github::connection(&state, &caller, body.github.as_deref(), &mut input).await?;
+    let settings = input.apply(None)?;
     let tenant = match &body.team {
         None => caller.user.tenant.clone(),
         Some(team) => {
@@ -124,13 +132,22 @@ pub async fn create(
         true,
     )
     .await?;
+    let credentials = github.as_ref().map(|g| g.credentials());
     state
         .engine
         .backends()
         .source
-        .resolve(&settings.source, &settings.branch)
+        .resolve_with(&settings.source, &settings.branch, credentials.as_ref())
         .await?;
     let app = store.create_app(&name, &tenant, &settings).await?;
+    if let Some(github) = github {
+        if let Err(e) = github.connect(&state, &caller, &app).await {
+            if let Err(undo) = state.engine.destroy(&name).await {
+                tracing::warn!(app = %name, error = %undo, "could not remove the app whose hook failed");
+            }
+            return Err(e);
+        }
+    }
     tracing::info!(app = %name, tenant = %tenant, "app created");
     Ok((StatusCode::CREATED, Json(AppView::new(&state, &app))))
 }
@@ -185,7 +202,11 @@ pub async fn delete(
     crate::access::OwnerOf(app): crate::access::OwnerOf,
 ) -> Result<StatusCode, ApiError> {
     let name = app.name;
+    let link = state.engine.store().github_link(&name).await?;
     state.engine.destroy(&name).await?;
+    if let Some(link) = link {
+        crate::github::disconnect(&state, &name, &link).await;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

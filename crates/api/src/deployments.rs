@@ -62,11 +62,12 @@ pub async fn create(
     )
     .await?;
     // Refuse an unreachable repository or unknown branch now, before anything is queued.
+    let credentials = state.engine.source_credentials(&name, &settings.source).await?;
     state
         .engine
         .backends()
         .source
-        .resolve(&settings.source, &settings.branch)
+        .resolve_with(&settings.source, &settings.branch, credentials.as_ref())
         .await?;
     if settings != current.settings {
         store.update_settings(&name, &settings).await?;

@@ -10,6 +10,7 @@ mod catalog;
 mod deployments;
 mod error;
 mod extract;
+mod github;
 mod limits;
 mod metrics;
 mod oauth;
@@ -23,6 +24,7 @@ use auth::BearerScheme;
 pub use auth::{load_or_create_admin_token, ADMIN_TOKEN_ID};
 pub use error::ApiError;
 use error::CommonErrors;
+pub use github::GithubSourceHost;
 pub use limits::RateLimiter;
 pub use oauth::GithubOAuth;
 
@@ -80,11 +82,13 @@ impl ApiState {
         accounts::sign_up, accounts::sign_in, accounts::list_tokens, accounts::revoke_token, accounts::me,
         accounts::create_team, accounts::list_teams, accounts::get_team, accounts::add_member, accounts::remove_member,
         oauth::login, oauth::callback, observe::metrics, healthz, openapi,
-        metrics::app_metrics
+        metrics::app_metrics,
+        github::browse::repos, github::browse::repo, github::browse::branches, github::browse::commit,
+        github::browse::tree, github::browse::analyze
     ),
     modifiers(&BearerScheme, &CommonErrors),
     security(("bearer" = [])),
-    tags((name = "accounts"), (name = "apps"), (name = "deployments"), (name = "releases"), (name = "observability"), (name = "webhooks"), (name = "catalog"))
+    tags((name = "accounts"), (name = "apps"), (name = "deployments"), (name = "releases"), (name = "observability"), (name = "webhooks"), (name = "catalog"), (name = "github"))
 )]
 pub struct ApiDoc;
 
@@ -131,6 +135,24 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/deployments/{id}/logs/stream",
             get(observe::deployment_log_stream),
+        )
+        .route("/github/repos", get(github::browse::repos))
+        .route("/github/repos/{owner}/{repo}", get(github::browse::repo))
+        .route(
+            "/github/repos/{owner}/{repo}/branches",
+            get(github::browse::branches),
+        )
+        .route(
+            "/github/repos/{owner}/{repo}/commits/{branch}",
+            get(github::browse::commit),
+        )
+        .route(
+            "/github/repos/{owner}/{repo}/tree/{branch}",
+            get(github::browse::tree),
+        )
+        .route(
+            "/github/repos/{owner}/{repo}/analyze",
+            post(github::browse::analyze),
         )
         .route("/deployments/{id}", get(deployments::get_deployment))
         .route("/deployments/{id}/logs", get(deployments::logs))

@@ -84,20 +84,6 @@ struct TokenAnswer {
     error_description: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct GithubUser {
-    id: i64,
-    login: String,
-    email: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct GithubEmail {
-    email: String,
-    primary: bool,
-    verified: bool,
-}
-
 fn github_error(message: impl std::fmt::Display) -> ApiError {
     tracing::warn!(error = %message, "GitHub sign-in failed");
     ApiError::new(
@@ -175,32 +161,12 @@ pub async fn callback(
             ))
         }
     };
-    let api = github.api_url.trim_end_matches('/');
-    let get = |path: &str| {
-        http.get(format!("{api}{path}"))
-            .bearer_auth(&access)
-            .header(header::ACCEPT, "application/vnd.github+json")
-            .header("X-GitHub-Api-Version", "2022-11-28")
-    };
-    let profile: GithubUser = get("/user")
-        .send()
-        .await
-        .and_then(|r| r.error_for_status())
-        .map_err(github_error)?
-        .json()
-        .await
-        .map_err(github_error)?;
+    let api = crate::github::client(&state)?;
+    let profile = api.user(&access).await.map_err(github_error)?;
     let email = match profile.email.filter(|e| !e.is_empty()) {
         Some(email) => email,
         None => {
-            let emails: Vec<GithubEmail> = get("/user/emails")
-                .send()
-                .await
-                .and_then(|r| r.error_for_status())
-                .map_err(github_error)?
-                .json()
-                .await
-                .map_err(github_error)?;
+            let emails = api.emails(&access).await.map_err(github_error)?;
             emails
                 .into_iter()
                 .filter(|e| e.verified)

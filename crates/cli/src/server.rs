@@ -255,6 +255,15 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
             Duration::from_secs(60),
         )),
     };
+    if let Some(github) = &state.github {
+        let host = easydeploy_api::GithubSourceHost::new(
+            state.engine.store().clone(),
+            &github.api_url,
+            &state.app_url("{app}"),
+        )
+        .map_err(|e| anyhow::anyhow!("EASYDEPLOY_GITHUB_API_URL: {e}"))?;
+        state.engine.set_source_host(Arc::new(host));
+    }
     let router = easydeploy_api::router(state);
     let api_shutdown = shutdown.clone();
     tasks.spawn(async move {

@@ -4,4 +4,4 @@ mod catalog;
 mod detect;
 
 pub use catalog::{Family, Framework, FrameworkDefaults, FrameworkInfo};
-pub use detect::{detect, DetectError, Detection};
+pub use detect::{detect, detect_files, DetectError, Detection, MemoryFiles, RepoFiles, MANIFESTS};

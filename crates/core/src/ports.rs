@@ -89,6 +89,22 @@ pub struct Checkout {
     pub path: PathBuf,
 }
 
+/// HTTP credentials for one fetch (e.g. a GitHub user's token), given to
+/// the git host only when it asks and never written to disk. `Debug` hides them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SourceCredentials {
+    /// User name (`x-access-token` for a GitHub token).
+    pub username: String,
+    /// Password or token.
+    pub password: String,
+}
+
+impl std::fmt::Debug for SourceCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SourceCredentials({}:***)", self.username)
+    }
+}
+
 /// Checks out code.
 #[async_trait]
 pub trait SourceFetcher: Send + Sync {
@@ -104,6 +120,65 @@ pub trait SourceFetcher: Send + Sync {
         commit: Option<&str>,
         dest: &Path,
     ) -> BackendResult<Checkout>;
+    /// [`SourceFetcher::resolve`] with credentials; adapters that cannot use
+    /// them ignore them.
+    async fn resolve_with(
+        &self,
+        source: &GitSource,
+        branch: &Branch,
+        _credentials: Option<&SourceCredentials>,
+    ) -> BackendResult<String> {
+        self.resolve(source, branch).await
+    }
+    /// [`SourceFetcher::fetch`] with credentials; adapters that cannot use
+    /// them ignore them.
+    async fn fetch_with(
+        &self,
+        source: &GitSource,
+        branch: &Branch,
+        commit: Option<&str>,
+        dest: &Path,
+        _credentials: Option<&SourceCredentials>,
+    ) -> BackendResult<Checkout> {
+        self.fetch(source, branch, commit, dest).await
+    }
+}
+
+/// Where an app's code comes from when a git host knows it: credentials to
+/// fetch it and commit statuses to report deployments. Apps the host does
+/// not know get `None` and no statuses.
+#[async_trait]
+pub trait SourceHost: Send + Sync {
+    /// Credentials to fetch `source` for the app: only when it is the
+    /// repository the app was connected with.
+    async fn credentials(
+        &self,
+        app: &AppName,
+        source: &GitSource,
+    ) -> BackendResult<Option<SourceCredentials>>;
+    /// Reports a deployment's progress on a commit of the app's repository.
+    async fn commit_status(&self, app: &AppName, commit: &str, status: &CommitStatus) -> BackendResult<()>;
+}
+
+/// The state of a commit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CommitState {
+    /// The deployment is under way.
+    Pending,
+    /// The commit is live.
+    Success,
+    /// The deployment failed.
+    Failure,
+}
+
+/// A deployment's status on a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitStatus {
+    /// Pending, success or failure.
+    pub state: CommitState,
+    /// A short sentence (what happened, or which step failed).
+    pub description: String,
 }
 
 /// What to build.

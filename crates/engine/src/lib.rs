@@ -98,6 +98,8 @@ pub struct Engine {
     app_locks: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Request counts for the autoscaler.
     load: std::sync::OnceLock<Arc<dyn easydeploy_core::ports::LoadMetrics>>,
+    /// The git host of connected apps (credentials, commit statuses).
+    source_host: std::sync::OnceLock<Arc<dyn easydeploy_core::ports::SourceHost>>,
 }
 
 /// Lease of a claimed deployment; renewed while it runs.
@@ -114,12 +116,36 @@ impl Engine {
             owner: format!("engine-{}", std::process::id()),
             app_locks: Default::default(),
             load: std::sync::OnceLock::new(),
+            source_host: std::sync::OnceLock::new(),
         })
     }
 
     /// Feeds the autoscaler with request counts (set once, at wiring).
     pub fn set_load_metrics(&self, load: Arc<dyn easydeploy_core::ports::LoadMetrics>) {
         let _ = self.load.set(load);
+    }
+
+    /// Gives fetch credentials and takes commit statuses of apps connected
+    /// to a git host (set once, at wiring).
+    pub fn set_source_host(&self, host: Arc<dyn easydeploy_core::ports::SourceHost>) {
+        let _ = self.source_host.set(host);
+    }
+
+    /// The git host of connected apps, when one is wired.
+    pub fn source_host(&self) -> Option<&Arc<dyn easydeploy_core::ports::SourceHost>> {
+        self.source_host.get()
+    }
+
+    /// Credentials to fetch `source` for `app`, when its git host gives any.
+    pub async fn source_credentials(
+        &self,
+        app: &AppName,
+        source: &GitSource,
+    ) -> Result<Option<easydeploy_core::ports::SourceCredentials>, EngineError> {
+        match self.source_host() {
+            Some(host) => Ok(host.credentials(app, source).await?),
+            None => Ok(None),
+        }
     }
 
     /// The lock serializing what changes an app's running replicas.

@@ -5,7 +5,7 @@
 
 use crate::log::DeploymentLog;
 use crate::{Engine, LEASE_MS};
-use easydeploy_core::ports::{BackendError, BuildRequest, LogSink, Replica};
+use easydeploy_core::ports::{BackendError, BuildRequest, CommitState, CommitStatus, LogSink, Replica};
 use easydeploy_core::{detect, pipeline, DeploymentState as S, PipelineOptions};
 use easydeploy_store::{Deployment, DeploymentFacts, StoreError};
 use sha2::{Digest, Sha256};
@@ -58,9 +58,25 @@ pub(crate) async fn run(engine: &Arc<Engine>, owner: &str, deployment: Deploymen
             log: &log,
             replicas: Vec::new(),
             started: Instant::now(),
+            progress: std::sync::Mutex::new((S::PreparingTenant, None)),
         };
         let outcome = run.pipeline().await;
         heartbeat.abort();
+        // The commit status is posted once the outcome is recorded.
+        let (step, reported) = run.progress();
+        let status = reported.map(|commit| {
+            let (state, description) = match &outcome {
+                Ok(()) => (
+                    CommitState::Success,
+                    format!("live after {:.0} s", run.started.elapsed().as_secs_f64()),
+                ),
+                Err(Stop::Failed(reason)) => {
+                    (CommitState::Failure, format!("{} failed: {reason}", step.label()))
+                }
+                Err(Stop::Gone) => (CommitState::Failure, "the deployment was cancelled".to_owned()),
+            };
+            (commit, state, description)
+        });
         match outcome {
             Ok(()) => {
                 log.line(&format!(
@@ -96,6 +112,9 @@ pub(crate) async fn run(engine: &Arc<Engine>, owner: &str, deployment: Deploymen
                 }
             }
         }
+        if let Some((commit, state, description)) = status {
+            run.report(&commit, state, description).await;
+        }
         log.finish().await;
     }
     .instrument(span)
@@ -109,6 +128,8 @@ struct Run<'a> {
     log: &'a DeploymentLog,
     replicas: Vec<Replica>,
     started: Instant,
+    /// The step under way and the commit whose status was reported pending.
+    progress: std::sync::Mutex<(S, Option<String>)>,
 }
 
 /// Retries transient failures: 3 attempts, 1 s then 2 s apart.
@@ -134,12 +155,51 @@ where
     unreachable!("the loop returns")
 }
 
+/// GitHub's limit on a status description.
+const STATUS_DESCRIPTION_CHARS: usize = 140;
+
 impl Run<'_> {
+    fn progress(&self) -> (S, Option<String>) {
+        self.progress.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Reports the deployment on `commit` to the app's git host, if it has
+    /// one; a failure to report is logged and never fails the deployment.
+    async fn report(&self, commit: &str, state: CommitState, description: String) {
+        let Some(host) = self.engine.source_host() else {
+            return;
+        };
+        let description = match description.char_indices().nth(STATUS_DESCRIPTION_CHARS - 1) {
+            Some((cut, _)) => format!("{}…", &description[..cut]),
+            None => description,
+        };
+        let status = CommitStatus { state, description };
+        if let Err(e) = host.commit_status(&self.deployment.app, commit, &status).await {
+            tracing::warn!(error = %e, "could not post the commit status");
+            self.log
+                .line(&format!("    warning: could not post the commit status: {e}"));
+        }
+    }
+
+    /// Reports `pending` on `commit`, once per deployment.
+    async fn report_pending(&self, commit: &str) {
+        {
+            let mut progress = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+            if progress.1.is_some() {
+                return;
+            }
+            progress.1 = Some(commit.to_owned());
+        }
+        self.report(commit, CommitState::Pending, "deploying".into())
+            .await;
+    }
+
     async fn step(&self, state: S, message: Option<&str>) -> Result<Instant, Stop> {
         self.engine
             .store
             .advance(&self.deployment.id, self.owner, state, message)
             .await?;
+        self.progress.lock().unwrap_or_else(|e| e.into_inner()).0 = state;
         self.log.line(&format!("==> {}", state.label()));
         Ok(Instant::now())
     }
@@ -155,6 +215,10 @@ impl Run<'_> {
         let d = self.deployment;
         let app = engine.store.app(&d.app).await?;
         let log = self.log;
+
+        if let Some(commit) = d.commit.as_deref().filter(|c| is_full_sha(c)) {
+            self.report_pending(commit).await;
+        }
 
         // preparing_tenant (entered by the claim)
         log.line("==> preparing tenant");
@@ -232,19 +296,25 @@ impl Run<'_> {
         let log = self.log;
         let t = self.step(S::FetchingSource, None).await?;
         let workspace = engine.workspace(&d.app);
+        let credentials = match engine.source_host() {
+            Some(host) => host.credentials(&d.app, &settings.source).await?,
+            None => None,
+        };
         let checkout = retry(log, "fetching the source", || async {
             remove_dir(&workspace).await?;
             backends
                 .source
-                .fetch(
+                .fetch_with(
                     &settings.source,
                     &settings.branch,
                     d.commit.as_deref(),
                     &workspace,
+                    credentials.as_ref(),
                 )
                 .await
         })
         .await?;
+        self.report_pending(&checkout.commit).await;
         engine
             .store
             .record(
@@ -413,6 +483,10 @@ async fn remove_dir(path: &std::path::Path) -> Result<(), BackendError> {
             path.display()
         ))),
     }
+}
+
+fn is_full_sha(commit: &str) -> bool {
+    commit.len() == 40 && commit.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 fn short(commit: &str) -> &str {

@@ -2,7 +2,7 @@
 
 use crate::remote::{branch_head, callbacks, check_local, proxy, unreachable};
 use crate::short;
-use easydeploy_core::ports::{BackendError, BackendResult, Checkout};
+use easydeploy_core::ports::{BackendError, BackendResult, Checkout, SourceCredentials};
 use easydeploy_core::{Branch, GitSource};
 use git2::build::CheckoutBuilder;
 use git2::{AutotagOption, ErrorCode, FetchOptions, Oid, Repository, RepositoryInitOptions};
@@ -24,6 +24,7 @@ pub(crate) fn fetch(
     branch: &Branch,
     commit: Option<&str>,
     dest: &Path,
+    credentials: Option<&SourceCredentials>,
 ) -> BackendResult<Checkout> {
     let commit = commit.map(parse_commit).transpose()?;
     check_local(source)?;
@@ -43,7 +44,7 @@ pub(crate) fn fetch(
             )))
         }
     };
-    let result = fetch_into(source, branch, commit.as_deref(), dest);
+    let result = fetch_into(source, branch, commit.as_deref(), dest, credentials);
     if result.is_err() {
         clean_up(dest, existed);
     }
@@ -68,6 +69,7 @@ fn fetch_into(
     branch: &Branch,
     commit: Option<&str>,
     dest: &Path,
+    credentials: Option<&SourceCredentials>,
 ) -> BackendResult<Checkout> {
     let local_error = |e: git2::Error| {
         BackendError::permanent(format!(
@@ -82,7 +84,7 @@ fn fetch_into(
 
     // libgit2's local transport refuses shallow fetches.
     let depth = (!source.is_local()).then_some(1);
-    let mut head = fetch_branch(&repo, source, branch, depth)?;
+    let mut head = fetch_branch(&repo, source, branch, depth, credentials)?;
     let target = match commit {
         None => head,
         Some(wanted) if head.to_string().starts_with(wanted) => head,
@@ -93,7 +95,7 @@ fn fetch_into(
                     break;
                 }
                 tracing::debug!(source = %source.redacted(), branch = branch.as_str(), depth, "deepening to find commit {wanted}");
-                head = fetch_branch(&repo, source, branch, Some(depth))?;
+                head = fetch_branch(&repo, source, branch, Some(depth), credentials)?;
                 found = find_on_branch(&repo, head, wanted)?;
             }
             found.ok_or_else(|| {
@@ -138,6 +140,7 @@ fn fetch_branch(
     source: &GitSource,
     branch: &Branch,
     depth: Option<i32>,
+    credentials: Option<&SourceCredentials>,
 ) -> BackendResult<Oid> {
     let mut remote = repo
         .remote_anonymous(source.as_str())
@@ -145,7 +148,7 @@ fn fetch_branch(
     let refspec = format!("+refs/heads/{0}:{TRACKING_PREFIX}{0}", branch.as_str());
     let mut options = FetchOptions::new();
     options
-        .remote_callbacks(callbacks())
+        .remote_callbacks(callbacks(credentials))
         .proxy_options(proxy())
         .download_tags(AutotagOption::None)
         .update_fetchhead(false);

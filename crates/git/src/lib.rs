@@ -10,7 +10,7 @@ mod checkout;
 mod remote;
 
 use async_trait::async_trait;
-use easydeploy_core::ports::{BackendError, BackendResult, Checkout, SourceFetcher};
+use easydeploy_core::ports::{BackendError, BackendResult, Checkout, SourceCredentials, SourceFetcher};
 use easydeploy_core::{Branch, GitSource};
 use std::path::Path;
 
@@ -23,8 +23,9 @@ use std::path::Path;
 /// supported by the local transport"), so local sources are fetched with
 /// the branch's whole history; the checkout is the same either way.
 ///
-/// Credentials come from the URL (`https://user:token@host/...`) or, for
-/// SSH, from the server's SSH agent. Submodules are not fetched.
+/// Credentials come from the caller (`fetch_with`, answering the host's
+/// HTTP challenge, kept in memory only), the URL (`https://user:token@host/...`)
+/// or, for SSH, the server's SSH agent. Submodules are not fetched.
 #[derive(Debug, Clone, Default)]
 pub struct GitFetcher {
     _private: (),
@@ -40,8 +41,7 @@ impl GitFetcher {
 #[async_trait]
 impl SourceFetcher for GitFetcher {
     async fn resolve(&self, source: &GitSource, branch: &Branch) -> BackendResult<String> {
-        let (source, branch) = (source.clone(), branch.clone());
-        blocking(move || remote::resolve(&source, &branch)).await
+        self.resolve_with(source, branch, None).await
     }
 
     async fn fetch(
@@ -51,9 +51,31 @@ impl SourceFetcher for GitFetcher {
         commit: Option<&str>,
         dest: &Path,
     ) -> BackendResult<Checkout> {
-        let (source, branch) = (source.clone(), branch.clone());
+        self.fetch_with(source, branch, commit, dest, None).await
+    }
+
+    async fn resolve_with(
+        &self,
+        source: &GitSource,
+        branch: &Branch,
+        credentials: Option<&SourceCredentials>,
+    ) -> BackendResult<String> {
+        let (source, branch, credentials) = (source.clone(), branch.clone(), credentials.cloned());
+        blocking(move || remote::resolve(&source, &branch, credentials.as_ref())).await
+    }
+
+    async fn fetch_with(
+        &self,
+        source: &GitSource,
+        branch: &Branch,
+        commit: Option<&str>,
+        dest: &Path,
+        credentials: Option<&SourceCredentials>,
+    ) -> BackendResult<Checkout> {
+        let (source, branch, credentials) = (source.clone(), branch.clone(), credentials.cloned());
         let (commit, dest) = (commit.map(str::to_owned), dest.to_owned());
-        blocking(move || checkout::fetch(&source, &branch, commit.as_deref(), &dest)).await
+        blocking(move || checkout::fetch(&source, &branch, commit.as_deref(), &dest, credentials.as_ref()))
+            .await
     }
 }
 

@@ -1,7 +1,7 @@
 //! Talking to the remote: connection options, listing branches, and turning
 //! libgit2 errors into sentences a person can act on.
 
-use easydeploy_core::ports::{BackendError, BackendResult};
+use easydeploy_core::ports::{BackendError, BackendResult, SourceCredentials};
 use easydeploy_core::{Branch, GitSource};
 use git2::{
     Cred, CredentialType, Direction, ErrorClass, ErrorCode, Oid, ProxyOptions, Remote, RemoteCallbacks,
@@ -17,11 +17,15 @@ const LISTED_BRANCHES: usize = 10;
 const CREDENTIAL_ATTEMPTS: u32 = 3;
 
 /// Resolves `branch` on the remote to its head commit without fetching.
-pub(crate) fn resolve(source: &GitSource, branch: &Branch) -> BackendResult<String> {
+pub(crate) fn resolve(
+    source: &GitSource,
+    branch: &Branch,
+    credentials: Option<&SourceCredentials>,
+) -> BackendResult<String> {
     check_local(source)?;
     let mut remote = Remote::create_detached(source.as_str()).map_err(|e| unreachable(source, &e))?;
     let connection = remote
-        .connect_auth(Direction::Fetch, Some(callbacks()), Some(proxy()))
+        .connect_auth(Direction::Fetch, Some(callbacks(credentials)), Some(proxy()))
         .map_err(|e| unreachable(source, &e))?;
     let heads = connection.list().map_err(|e| unreachable(source, &e))?;
     let head = branch_head(source, branch, heads)?;
@@ -30,17 +34,24 @@ pub(crate) fn resolve(source: &GitSource, branch: &Branch) -> BackendResult<Stri
 }
 
 /// Callbacks for connecting: credentials from the URL are applied by
-/// libgit2 itself; SSH keys come from the agent.
-pub(crate) fn callbacks<'a>() -> RemoteCallbacks<'a> {
+/// libgit2 itself; `credentials` answer an HTTP challenge (held in memory
+/// only); SSH keys come from the agent.
+pub(crate) fn callbacks<'a>(credentials: Option<&SourceCredentials>) -> RemoteCallbacks<'a> {
     let mut callbacks = RemoteCallbacks::new();
     let mut attempts = 0;
+    let credentials = credentials.cloned();
     callbacks.credentials(move |_url, username, allowed| {
         attempts += 1;
         if attempts > CREDENTIAL_ATTEMPTS {
             return Err(auth_error("the credentials were refused"));
         }
         let user = username.unwrap_or("git");
-        if allowed.contains(CredentialType::USERNAME) {
+        if let Some(c) = credentials
+            .as_ref()
+            .filter(|_| allowed.contains(CredentialType::USER_PASS_PLAINTEXT))
+        {
+            Cred::userpass_plaintext(&c.username, &c.password)
+        } else if allowed.contains(CredentialType::USERNAME) {
             Cred::username(user)
         } else if allowed.contains(CredentialType::SSH_KEY) {
             Cred::ssh_key_from_agent(user)

@@ -7,6 +7,7 @@ mod alerts;
 mod apps;
 mod artifacts;
 mod deployments;
+mod github;
 mod metrics;
 mod secrets;
 mod stats;
@@ -18,6 +19,7 @@ pub use alerts::{AlertRules, AlertSettings, AlertState};
 pub use apps::App;
 pub use artifacts::FileArtifacts;
 pub use deployments::{Deployment, DeploymentFacts, DeploymentKind, Event, NewDeployment, Transition};
+pub use github::GithubLink;
 pub use metrics::{MetricSample, ReplicaFigures, Resolution};
 pub use stats::{DeployStats, StepStats};
 
@@ -66,7 +68,9 @@ pub struct Store {
     key: MasterKey,
 }
 
-const SCHEMA_VERSION: i64 = 3;
+/// Version of `schema.sql`; every statement in it is idempotent, so an older
+/// database is brought up to date by applying it whole.
+const SCHEMA_VERSION: i64 = 4;
 
 impl Store {
     /// Opens (creating if needed) the database file and applies the schema.

@@ -1,4 +1,4 @@
--- Easy Deploy state, schema version 3 (every statement is idempotent: the file is re-applied on upgrade).
+-- Easy Deploy state, schema version 4 (every statement is idempotent: the file is re-applied on upgrade).
 CREATE TABLE IF NOT EXISTS apps (
     name            TEXT PRIMARY KEY,
     tenant          TEXT NOT NULL,
@@ -156,4 +156,16 @@ CREATE TABLE IF NOT EXISTS metric_replicas (
     app     TEXT PRIMARY KEY REFERENCES apps(name) ON DELETE CASCADE,
     at      INTEGER NOT NULL,
     figures TEXT NOT NULL
+);
+
+-- Schema version 4: apps connected to a GitHub repository (the push hook
+-- registered on it and the user whose token reads it and posts statuses).
+CREATE TABLE IF NOT EXISTS github_links (
+    app        TEXT PRIMARY KEY REFERENCES apps(name) ON DELETE CASCADE,
+    owner      TEXT NOT NULL,
+    repo       TEXT NOT NULL,
+    source     TEXT NOT NULL,
+    user_id    TEXT NOT NULL,
+    hook_id    INTEGER,
+    created_at TEXT NOT NULL
 );

@@ -196,3 +196,43 @@ async fn users_tokens_and_teams() {
     );
     assert!(!store.take_oauth_state("forged").await.unwrap());
 }
+
+#[tokio::test]
+async fn a_version_2_database_gains_github_links_and_keeps_its_apps() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let app = AppName::parse("linked").unwrap();
+    {
+        let store = Store::open(&path).await.unwrap();
+        store.create_app(&app, "t1", &settings_with(&[])).await.unwrap();
+    }
+    // Put the file back to how version 2 left it.
+    {
+        use sqlx::ConnectOptions;
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .connect()
+            .await
+            .unwrap();
+        sqlx::raw_sql("DROP TABLE github_links; PRAGMA user_version = 2;")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    for _ in 0..2 {
+        let store = Store::open(&path).await.unwrap();
+        assert!(store.app(&app).await.is_ok());
+        let link = easydeploy_store::GithubLink {
+            owner: "octo".into(),
+            repo: "shop".into(),
+            source: "https://github.com/octo/shop.git".into(),
+            user_id: "u1".into(),
+            hook_id: Some(42),
+        };
+        store.link_app_to_github(&app, &link).await.unwrap();
+        assert_eq!(store.github_link(&app).await.unwrap(), Some(link));
+    }
+    let store = Store::open(&path).await.unwrap();
+    store.delete_app(&app).await.unwrap();
+    assert_eq!(store.github_link(&app).await.unwrap(), None);
+}

@@ -71,12 +71,39 @@ impl DetectError {
     }
 }
 
-/// The files of the app's folder, read safely (regular files only, size-capped).
+/// Read access to the files of an app's folder, on disk or fetched from a
+/// git host: detection needs nothing else.
+pub trait RepoFiles {
+    /// Text of a regular file (path relative to the app's folder), when it
+    /// exists, is UTF-8 and at most 1 MiB.
+    fn read(&self, path: &str) -> Option<String>;
+    /// Whether a regular file exists.
+    fn has(&self, path: &str) -> bool;
+    /// Names of the app folder's sub-folders.
+    fn folders(&self) -> Vec<String>;
+}
+
+/// Files whose content detection reads (relative to the app's folder); any
+/// other file only matters by its presence.
+pub const MANIFESTS: &[&str] = &[
+    "Dockerfile",
+    ".dockerignore",
+    "requirements.txt",
+    "pyproject.toml",
+    "Pipfile",
+    "package.json",
+    "pom.xml",
+    "build.gradle",
+    "build.gradle.kts",
+    "composer.json",
+];
+
+/// The files of the app's folder on disk, read safely (regular files only, size-capped).
 struct Dir {
     path: PathBuf,
 }
 
-impl Dir {
+impl RepoFiles for Dir {
     fn read(&self, name: &str) -> Option<String> {
         let path = self.path.join(name);
         let meta = std::fs::symlink_metadata(&path).ok()?;
@@ -90,18 +117,74 @@ impl Dir {
             .map(|m| m.is_file())
             .unwrap_or(false)
     }
-    fn first_of<'a>(&self, names: &[&'a str]) -> Option<&'a str> {
-        names.iter().copied().find(|n| self.has(n))
+    fn folders(&self) -> Vec<String> {
+        std::fs::read_dir(&self.path)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect()
     }
+}
+
+/// An app folder's files held in memory (e.g. read through a git host's
+/// API): paths relative to the folder, with their text when it was fetched.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryFiles {
+    files: std::collections::BTreeMap<String, Option<String>>,
+    folders: BTreeSet<String>,
+}
+
+impl MemoryFiles {
+    /// No files.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Records that a file exists, with its text when known.
+    pub fn add_file(&mut self, path: &str, text: Option<String>) {
+        let text = text.filter(|t| t.len() as u64 <= MAX_MANIFEST);
+        self.files.insert(path.to_owned(), text);
+    }
+    /// Records a sub-folder of the app's folder.
+    pub fn add_folder(&mut self, name: &str) {
+        self.folders.insert(name.to_owned());
+    }
+}
+
+impl RepoFiles for MemoryFiles {
+    fn read(&self, path: &str) -> Option<String> {
+        self.files.get(path).cloned().flatten()
+    }
+    fn has(&self, path: &str) -> bool {
+        self.files.contains_key(path)
+    }
+    fn folders(&self) -> Vec<String> {
+        self.folders.iter().cloned().collect()
+    }
+}
+
+fn first_of<'a>(dir: &dyn RepoFiles, names: &[&'a str]) -> Option<&'a str> {
+    names.iter().copied().find(|n| dir.has(n))
 }
 
 /// Detects the framework of the app in `root` below `checkout`; with
 /// `forced`, uses that framework and only gathers the facts.
 pub fn detect(checkout: &Path, root: &RootDir, forced: Option<Framework>) -> Result<Detection, DetectError> {
     let dir = app_dir(checkout, root)?;
-    let facts = gather_facts(&dir);
-    let python = python_packages(&dir);
-    let node = NodeManifest::read(&dir);
+    detect_files(&dir, root, forced)
+}
+
+/// Detects the framework from the files of the app's folder (`root` names
+/// it in messages); with `forced`, uses that framework and only gathers the facts.
+pub fn detect_files(
+    dir: &dyn RepoFiles,
+    root: &RootDir,
+    forced: Option<Framework>,
+) -> Result<Detection, DetectError> {
+    let facts = gather_facts(dir);
+    let python = python_packages(dir);
+    let node = NodeManifest::read(dir);
 
     let found = match forced {
         Some(framework) => {
@@ -112,7 +195,7 @@ pub fn detect(checkout: &Path, root: &RootDir, forced: Option<Framework>) -> Res
             }
             Some((framework, format!("chosen with --framework {framework}")))
         }
-        None => detect_framework(&dir, &facts, &python, &node),
+        None => detect_framework(dir, &facts, &python, &node),
     };
     let Some((framework, evidence)) = found else {
         let shown = if root.is_root() {
@@ -123,7 +206,7 @@ pub fn detect(checkout: &Path, root: &RootDir, forced: Option<Framework>) -> Res
         return Err(DetectError::NotDetected(shown));
     };
     let mut facts = facts;
-    let defaults = resolve_defaults(framework, &dir, &python, &node, &mut facts);
+    let defaults = resolve_defaults(framework, dir, &python, &node, &mut facts);
     Ok(Detection {
         framework,
         evidence,
@@ -149,7 +232,7 @@ fn app_dir(checkout: &Path, root: &RootDir) -> Result<Dir, DetectError> {
     Ok(Dir { path })
 }
 
-fn gather_facts(dir: &Dir) -> RepoFacts {
+fn gather_facts(dir: &dyn RepoFiles) -> RepoFacts {
     let java_build = if dir.has("pom.xml") {
         Some("maven".to_owned())
     } else if dir.has("build.gradle") || dir.has("build.gradle.kts") {
@@ -163,12 +246,9 @@ fn gather_facts(dir: &Dir) -> RepoFacts {
         None => false,
     };
     RepoFacts {
-        python_manifest: dir
-            .first_of(&["requirements.txt", "pyproject.toml", "Pipfile"])
-            .map(str::to_owned),
+        python_manifest: first_of(dir, &["requirements.txt", "pyproject.toml", "Pipfile"]).map(str::to_owned),
         python_extra_packages: Vec::new(),
-        node_lockfile: dir
-            .first_of(&["package-lock.json", "yarn.lock", "pnpm-lock.yaml"])
+        node_lockfile: first_of(dir, &["package-lock.json", "yarn.lock", "pnpm-lock.yaml"])
             .map(str::to_owned),
         java_build,
         java_wrapper,
@@ -183,7 +263,7 @@ struct PythonPackages {
     names: BTreeSet<String>,
 }
 
-fn python_packages(dir: &Dir) -> PythonPackages {
+fn python_packages(dir: &dyn RepoFiles) -> PythonPackages {
     let mut names = BTreeSet::new();
     let mut manifest = None;
     if let Some(text) = dir.read("requirements.txt") {
@@ -252,7 +332,7 @@ struct NodeManifest {
 }
 
 impl NodeManifest {
-    fn read(dir: &Dir) -> Self {
+    fn read(dir: &dyn RepoFiles) -> Self {
         let Some(text) = dir.read("package.json") else {
             return Self::default();
         };
@@ -284,7 +364,7 @@ impl NodeManifest {
 }
 
 fn detect_framework(
-    dir: &Dir,
+    dir: &dyn RepoFiles,
     facts: &RepoFacts,
     python: &PythonPackages,
     node: &NodeManifest,
@@ -357,7 +437,7 @@ fn detect_framework(
 
 fn resolve_defaults(
     framework: Framework,
-    dir: &Dir,
+    dir: &dyn RepoFiles,
     python: &PythonPackages,
     node: &NodeManifest,
     facts: &mut RepoFacts,
@@ -375,9 +455,8 @@ fn resolve_defaults(
             }
         }
         Framework::Flask => {
-            let entry = dir
-                .first_of(&["app.py", "wsgi.py", "application.py", "main.py"])
-                .unwrap_or("app.py");
+            let entry =
+                first_of(dir, &["app.py", "wsgi.py", "application.py", "main.py"]).unwrap_or("app.py");
             let module = entry.trim_end_matches(".py");
             d.entry = Some(entry.to_owned());
             d.run_command = Some(format!(
@@ -399,12 +478,9 @@ fn resolve_defaults(
             need_python("uvicorn");
         }
         Framework::Django => {
-            let project = std::fs::read_dir(&dir.path)
+            let project = dir
+                .folders()
                 .into_iter()
-                .flatten()
-                .flatten()
-                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                .filter_map(|e| e.file_name().into_string().ok())
                 .filter(|name| name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
                 .filter(|name| dir.has(&format!("{name}/wsgi.py")))
                 .min();
@@ -419,7 +495,7 @@ fn resolve_defaults(
                 .main
                 .as_deref()
                 .filter(|m| is_safe_relative(m) && dir.has(m))
-                .or_else(|| dir.first_of(&["app.js", "server.js", "index.js", "main.js"]));
+                .or_else(|| first_of(dir, &["app.js", "server.js", "index.js", "main.js"]));
             match entry {
                 Some(entry) => {
                     d.entry = Some(entry.to_owned());
@@ -725,5 +801,20 @@ mod tests {
         assert_eq!(requirement_name("python_dotenv==1"), "python-dotenv");
         assert_eq!(exposed_port("FROM x\nexpose 8081\n"), Some(8081));
         assert_eq!(exposed_port("FROM x\n"), None);
+    }
+
+    #[test]
+    fn files_held_in_memory_detect_like_a_checkout() {
+        let mut files = MemoryFiles::new();
+        files.add_file("requirements.txt", Some("Django>=4\n".into()));
+        files.add_file("manage.py", None);
+        files.add_folder("shop");
+        files.add_file("shop/wsgi.py", None);
+        let found = detect_files(&files, &RootDir::parse("").unwrap(), None).unwrap();
+        assert_eq!(found.framework, Framework::Django);
+        assert_eq!(found.evidence, "requirements.txt: django");
+        assert!(found.defaults.run_command.unwrap().ends_with("shop.wsgi"));
+        let empty = detect_files(&MemoryFiles::new(), &RootDir::parse("web").unwrap(), None);
+        assert_eq!(empty.unwrap_err().code(), "framework_not_detected");
     }
 }
