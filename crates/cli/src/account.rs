@@ -294,3 +294,57 @@ pub async fn tokens(client: &Client, command: TokensCommand) -> anyhow::Result<(
     }
     Ok(())
 }
+
+/// `easydeploy github ...`: your GitHub repositories (after signing in with GitHub).
+#[derive(Debug, clap::Subcommand)]
+pub enum GithubCommand {
+    /// List the repositories you can deploy.
+    Repos {
+        /// Page of results (30 a page).
+        #[arg(long, default_value_t = 1)]
+        page: u32,
+    },
+    /// List a repository's branches and their head commits.
+    Branches {
+        /// `OWNER/REPO`.
+        repo: String,
+    },
+}
+
+/// Runs a `github` command.
+pub async fn github(client: &Client, command: GithubCommand) -> anyhow::Result<()> {
+    match command {
+        GithubCommand::Repos { page } => {
+            let answer = client.get(&format!("/github/repos?page={page}")).await?;
+            for r in answer["repos"].as_array().into_iter().flatten() {
+                println!(
+                    "{:<50} {:<8} default branch {}",
+                    r["full_name"].as_str().unwrap_or("?"),
+                    if r["private"].as_bool() == Some(true) {
+                        "private"
+                    } else {
+                        "public"
+                    },
+                    r["default_branch"].as_str().unwrap_or("?")
+                );
+            }
+            if let Some(next) = answer["next_page"].as_u64() {
+                println!("more: easydeploy github repos --page {next}");
+            }
+        }
+        GithubCommand::Branches { repo } => {
+            let (owner, name) = repo
+                .split_once('/')
+                .ok_or_else(|| anyhow!("give the repository as OWNER/REPO"))?;
+            let path = format!("/github/repos/{}/{}/branches", urlencode(owner), urlencode(name));
+            for b in client.get(&path).await?.as_array().into_iter().flatten() {
+                println!(
+                    "{:<40} {}",
+                    b["name"].as_str().unwrap_or("?"),
+                    b["commit"].as_str().unwrap_or("?")
+                );
+            }
+        }
+    }
+    Ok(())
+}

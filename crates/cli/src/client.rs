@@ -143,7 +143,13 @@ impl std::error::Error for ApiFailure {}
 #[derive(Debug, Clone, clap::Args)]
 pub struct DeployArgs {
     /// Git URL (https, ssh, git, file) or path to a local git repository.
-    pub source: String,
+    #[arg(required_unless_present = "github", conflicts_with = "github")]
+    pub source: Option<String>,
+    /// A GitHub repository `OWNER/REPO` of your GitHub account (after signing
+    /// in with GitHub): cloned with your token, deployed on every push, with
+    /// commit statuses.
+    #[arg(long)]
+    pub github: Option<String>,
     /// App name (a DNS label: lowercase letters, digits, hyphens).
     #[arg(long)]
     pub name: String,
@@ -213,7 +219,10 @@ fn source_argument(raw: &str) -> anyhow::Result<String> {
 
 /// Deploys and follows the deployment until it is live or failed.
 pub async fn deploy(client: &Client, args: DeployArgs) -> anyhow::Result<()> {
-    let mut settings = json!({ "source": source_argument(&args.source)? });
+    let mut settings = match &args.source {
+        Some(source) => json!({ "source": source_argument(source)? }),
+        None => json!({}),
+    };
     let fields = [
         ("branch", args.branch.map(Value::from)),
         ("root", args.root.map(Value::from)),
@@ -249,6 +258,9 @@ pub async fn deploy(client: &Client, args: DeployArgs) -> anyhow::Result<()> {
     } else {
         let mut create = settings.clone();
         create["name"] = Value::from(args.name.clone());
+        if let Some(repo) = &args.github {
+            create["github"] = Value::from(repo.clone());
+        }
         if let Some(team) = &args.team {
             create["team"] = Value::from(team.clone());
         }

@@ -129,6 +129,9 @@ enum Command {
     /// List or revoke your API tokens.
     #[command(subcommand)]
     Tokens(easydeploy::account::TokensCommand),
+    /// Your GitHub repositories and branches (after signing in with GitHub).
+    #[command(subcommand)]
+    Github(easydeploy::account::GithubCommand),
 }
 
 #[derive(Subcommand)]
@@ -245,6 +248,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Whoami => account::whoami(&client).await,
         Command::Teams(command) => account::teams(&client, command).await,
         Command::Tokens(command) => account::tokens(&client, command).await,
+        Command::Github(command) => account::github(&client, command).await,
     }
 }
 

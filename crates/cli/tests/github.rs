@@ -327,6 +327,36 @@ async fn a_connected_github_repository_deploys_on_push_and_reports_statuses() {
         .collect();
     assert_eq!(names, ["main", "other", "staging"]);
     assert_eq!(branches[0]["commit"], first.as_str());
+    // The same through the CLI.
+    let cli = |args: &'static [&'static str]| {
+        let (api, token) = (server.api.clone(), token.clone());
+        async move {
+            let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_easydeploy"))
+                .args(args)
+                .env("EASYDEPLOY_URL", api)
+                .env("EASYDEPLOY_TOKEN", token)
+                .output()
+                .await
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+    };
+    let listed = cli(&["github", "repos"]).await;
+    assert!(
+        listed.contains("octocat/shop") && listed.contains("private"),
+        "{listed}"
+    );
+    assert!(listed.contains("--page 2"), "{listed}");
+    let listed = cli(&["github", "branches", "octocat/shop"]).await;
+    assert!(
+        listed.contains("staging") && listed.contains(first.as_str()),
+        "{listed}"
+    );
     let (status, latest) = call(
         Method::GET,
         "/github/repos/octocat/shop/commits/main".into(),
