@@ -9,6 +9,7 @@ mod rollout;
 mod routing;
 mod scaling;
 mod service;
+mod stats;
 mod status;
 mod task_definition;
 
@@ -19,7 +20,9 @@ use crate::infra::Infrastructure;
 use crate::registry::EcrRegistry;
 use crate::tenants::AwsTenants;
 use async_trait::async_trait;
-use easydeploy_core::ports::{BackendResult, LogLine, ReleaseSpec, Replica, ReplicaStatus, Runtime};
+use easydeploy_core::ports::{
+    BackendResult, LogLine, ReleaseSpec, Replica, ReplicaStats, ReplicaStatus, Runtime,
+};
 use easydeploy_core::AppName;
 use futures_util::stream::BoxStream;
 use std::sync::Arc;
@@ -137,6 +140,11 @@ impl Runtime for EcsRuntime {
 
     async fn adopt(&self, release: &ReleaseSpec) -> BackendResult<Vec<Replica>> {
         if let Some(task_definition) = service::current_task_definition(self, &release.app).await? {
+            if service::set_desired_count(self, &release.app, release.replicas).await? {
+                if let Some(target_group) = routing::find_target_group(self, &release.app).await? {
+                    scaling::ensure(self, &release.app, release.replicas, &target_group).await?;
+                }
+            }
             return Ok(vec![Replica {
                 name: format!("{}@{}", release.app, revision_of(&task_definition)),
                 id: task_definition,
@@ -167,6 +175,13 @@ impl Runtime for EcsRuntime {
 
     async fn destroy(&self, app: &AppName) -> BackendResult<()> {
         destroy::app(self, app).await
+    }
+
+    /// One entry for the whole service (CloudWatch's service averages; ECS
+    /// has no per-task figures without Container Insights); none before
+    /// CloudWatch has datapoints.
+    async fn stats(&self, app: &AppName) -> BackendResult<Vec<ReplicaStats>> {
+        stats::service(self, app).await
     }
 }
 

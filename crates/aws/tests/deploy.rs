@@ -149,7 +149,9 @@ async fn deploy_redeploy_scale_and_destroy_on_aws() {
     let tag = format!("{repository}:aaaa1111");
     assert_eq!(aws.builder.find(&tag).await.unwrap(), None);
     let request = BuildRequest {
+        tenant: Tenant { id: "default".into() },
         app: app.clone(),
+        commit: "aaaa1111".into(),
         deployment: "d1".into(),
         context_dir: context.path().to_owned(),
         pipeline: pipeline(),
@@ -331,6 +333,7 @@ async fn deploy_redeploy_scale_and_destroy_on_aws() {
         .build(
             &BuildRequest {
                 tag: tag2.clone(),
+                commit: "bbbb2222".into(),
                 deployment: "d2".into(),
                 ..request.clone()
             },

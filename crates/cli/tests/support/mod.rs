@@ -43,6 +43,7 @@ pub fn test_config(data_dir: &Path) -> ServerConfig {
         reconcile_interval: 1,
         scale_in_delay: 60,
         alert_interval: 1,
+        aws: Default::default(),
     }
 }
 
