@@ -131,9 +131,16 @@ impl Runtime for EcsRuntime {
         Ok(())
     }
 
+    /// A release's replica (a task definition) is reverted; a task (from
+    /// [`Runtime::status`], e.g. an unhealthy one) is stopped and ECS
+    /// replaces it from the service's task definition.
     async fn discard(&self, replicas: &[Replica]) -> BackendResult<()> {
         for replica in replicas {
-            service::revert(self, &replica.id).await?;
+            if replica.id.contains(":task/") {
+                service::stop_task(self, &replica.id).await?;
+            } else {
+                service::revert(self, &replica.id).await?;
+            }
         }
         Ok(())
     }

@@ -119,7 +119,10 @@ async fn efs_builds_read_the_checkout_from_the_mounted_workspace() {
         .expect("the project runs in the VPC (EFS needs it)");
     assert_eq!(vpc.vpc_id(), Some(infra.vpc_id.as_str()));
     assert_eq!(vpc.subnets(), infra.private_subnet_ids.as_slice());
-    assert_eq!(vpc.security_group_ids(), [infra.tasks_security_group_id.clone()]);
+    assert_eq!(
+        vpc.security_group_ids(),
+        std::slice::from_ref(&infra.tasks_security_group_id)
+    );
     assert!(project
         .tags()
         .iter()

@@ -220,6 +220,31 @@ pub(crate) async fn set_desired_count(
     Ok(true)
 }
 
+/// Stops one task; one that is already gone is fine.
+pub(crate) async fn stop_task(runtime: &EcsRuntime, task: &str) -> BackendResult<()> {
+    let stopped = runtime
+        .clients
+        .ecs
+        .stop_task()
+        .cluster(&runtime.infra.cluster_name)
+        .task(task)
+        .reason("replaced by Easy Deploy")
+        .send()
+        .await;
+    match stopped {
+        Ok(_) => Ok(()),
+        Err(e)
+            if matches!(
+                crate::error::code_of(&e),
+                Some("InvalidParameterException" | "ResourceNotFoundException")
+            ) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(crate::error::aws_error("stop a task", e)),
+    }
+}
+
 /// The task definition the app's service runs, if it has a service.
 pub(crate) async fn current_task_definition(
     runtime: &EcsRuntime,
