@@ -1,14 +1,15 @@
 //! The composition of the AWS adapters into the engine's [`Backends`].
 
 use crate::artifacts::S3Artifacts;
-use crate::builder::{BuildWatcher, CodeBuildBuilder, CodeBuildWatcher};
+use crate::builder::{BuildWatcher, CodeBuildBuilder, CodeBuildWatcher, SimulatedBuilds};
 use crate::clients::AwsClients;
 use crate::config::AwsConfig;
 use crate::infra::Infrastructure;
+use crate::metrics::AlbTraffic;
 use crate::registry::EcrRegistry;
 use crate::runtime::{EcsRolloutWatcher, EcsRuntime, RolloutWatcher};
 use crate::tenants::{AccessKeyCipher, AwsTenants};
-use easydeploy_core::ports::Backends;
+use easydeploy_core::ports::{Backends, LoadMetrics};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,11 +26,14 @@ pub struct AwsBackends {
     pub runtime: EcsRuntime,
     /// S3 artifacts.
     pub artifacts: S3Artifacts,
+    /// The apps' traffic from the ALB's CloudWatch metrics.
+    pub traffic: AlbTraffic,
 }
 
 impl AwsBackends {
     /// The adapters on `infra`, waiting on builds and rollouts with the given
-    /// watchers (`None`: poll CodeBuild and ECS).
+    /// watchers (`None`: poll CodeBuild, or simulate builds when the config
+    /// says so, and poll ECS).
     pub fn new(
         config: &AwsConfig,
         clients: &AwsClients,
@@ -39,11 +43,12 @@ impl AwsBackends {
         rollout_watcher: Option<Arc<dyn RolloutWatcher>>,
     ) -> Self {
         let infra = Arc::new(infra);
-        let build_watcher = build_watcher.unwrap_or_else(|| {
-            Arc::new(CodeBuildWatcher::new(
+        let build_watcher = build_watcher.unwrap_or_else(|| match config.simulated_builds {
+            Some(status) => Arc::new(SimulatedBuilds::new(clients.ecr.clone(), status)),
+            None => Arc::new(CodeBuildWatcher::new(
                 clients.codebuild.clone(),
                 config.poll_interval,
-            ))
+            )),
         });
         let rollout_watcher = rollout_watcher.unwrap_or_else(|| {
             Arc::new(EcsRolloutWatcher::new(
@@ -58,7 +63,8 @@ impl AwsBackends {
             Arc::clone(&infra),
             build_watcher,
             config.build_timeout,
-        );
+        )
+        .with_workspace(config.workspace.clone());
         let runtime = EcsRuntime::new(
             clients.clone(),
             Arc::clone(&infra),
@@ -68,12 +74,14 @@ impl AwsBackends {
             config,
         );
         let artifacts = S3Artifacts::new(clients.clone(), infra.bucket.clone());
+        let traffic = AlbTraffic::new(clients.clone(), Arc::clone(&infra), config.metrics_refresh);
         Self {
             tenants,
             builder,
             registry,
             runtime,
             artifacts,
+            traffic,
         }
     }
 
@@ -91,12 +99,15 @@ impl AwsBackends {
 }
 
 /// The engine's backends on AWS for `config` and the stored `infra`
-/// (see [`crate::bootstrap()`]), polling CodeBuild and ECS for outcomes.
+/// (see [`crate::bootstrap()`]), polling CodeBuild and ECS for outcomes, and
+/// the apps' traffic for the autoscaler and the observability API.
 pub async fn backends(
     config: &AwsConfig,
     infra: Infrastructure,
     cipher: Option<AccessKeyCipher>,
-) -> Backends {
+) -> (Backends, Arc<dyn LoadMetrics>) {
     let clients = AwsClients::connect(config).await;
-    AwsBackends::new(config, &clients, infra, cipher, None, None).into_backends()
+    let aws = AwsBackends::new(config, &clients, infra, cipher, None, None);
+    let traffic: Arc<dyn LoadMetrics> = Arc::new(aws.traffic.clone());
+    (aws.into_backends(), traffic)
 }

@@ -15,6 +15,8 @@ pub struct AwsClients {
     pub autoscaling: aws_sdk_applicationautoscaling::Client,
     /// CloudWatch Logs.
     pub logs: aws_sdk_cloudwatchlogs::Client,
+    /// CloudWatch metrics.
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
     /// CodeBuild.
     pub codebuild: aws_sdk_codebuild::Client,
     /// EC2 (VPC, subnets, security groups).
@@ -87,6 +89,7 @@ impl AwsClients {
         Self {
             autoscaling: client!(aws_sdk_applicationautoscaling),
             logs: client!(aws_sdk_cloudwatchlogs),
+            cloudwatch: client!(aws_sdk_cloudwatch),
             codebuild: client!(aws_sdk_codebuild),
             ec2: client!(aws_sdk_ec2),
             ecr: client!(aws_sdk_ecr),

@@ -1,6 +1,23 @@
 //! Configuration of the AWS backends.
 
+use crate::builder::BuildStatus;
+use std::path::PathBuf;
 use std::time::Duration;
+
+/// Where CodeBuild reads a build's context from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Workspace {
+    /// Zipped to `s3://<bucket>/sources/<tenant>/<app>/<commit>.zip` (CodeBuild S3 source).
+    #[default]
+    S3,
+    /// Copied to `<path>/<tenant>/<app>/<commit>/`, where `path` is this
+    /// machine's mount of the bootstrap's EFS file system; CodeBuild mounts
+    /// the same file system and builds there (no source download).
+    Efs {
+        /// Where the EFS file system's root is mounted on this machine.
+        path: PathBuf,
+    },
+}
 
 /// Where and how the AWS backends run. Region, credentials and endpoint come
 /// from the standard AWS environment (`AWS_REGION`, `AWS_ACCESS_KEY_ID`,
@@ -31,6 +48,13 @@ pub struct AwsConfig {
     pub target_cpu_percent: f64,
     /// Target requests per replica of the ALB request-count scaling policy.
     pub target_requests_per_replica: f64,
+    /// Where build contexts go.
+    pub workspace: Workspace,
+    /// For AWS stand-ins whose CodeBuild runs nothing (moto): builds are not
+    /// awaited but end with this status (see [`crate::SimulatedBuilds`]).
+    pub simulated_builds: Option<BuildStatus>,
+    /// How long CloudWatch traffic figures are reused before being read again.
+    pub metrics_refresh: Duration,
 }
 
 impl Default for AwsConfig {
@@ -48,6 +72,9 @@ impl Default for AwsConfig {
             max_scale_factor: 4,
             target_cpu_percent: 60.0,
             target_requests_per_replica: 1000.0,
+            workspace: Workspace::S3,
+            simulated_builds: None,
+            metrics_refresh: Duration::from_secs(30),
         }
     }
 }
@@ -55,7 +82,9 @@ impl Default for AwsConfig {
 impl AwsConfig {
     /// The defaults with region and endpoint read from `AWS_REGION` /
     /// `AWS_DEFAULT_REGION` and `AWS_ENDPOINT_URL`, and the apps domain and
-    /// prefix from `EASYDEPLOY_APPS_DOMAIN` / `EASYDEPLOY_AWS_PREFIX`.
+    /// prefix from `EASYDEPLOY_APPS_DOMAIN` / `EASYDEPLOY_AWS_PREFIX`, and
+    /// simulated builds from `EASYDEPLOY_AWS_SIMULATED_BUILDS` (a build status,
+    /// e.g. `SUCCEEDED`; invalid values are ignored with a warning).
     pub fn from_env() -> Self {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let mut config = Self {
@@ -68,6 +97,15 @@ impl AwsConfig {
         }
         if let Some(prefix) = var("EASYDEPLOY_AWS_PREFIX") {
             config.prefix = prefix;
+        }
+        if let Some(status) = var("EASYDEPLOY_AWS_SIMULATED_BUILDS") {
+            match status.parse() {
+                Ok(status) => {
+                    tracing::warn!(%status, "CodeBuild builds are simulated (EASYDEPLOY_AWS_SIMULATED_BUILDS)");
+                    config.simulated_builds = Some(status);
+                }
+                Err(e) => tracing::warn!(error = %e, "EASYDEPLOY_AWS_SIMULATED_BUILDS ignored"),
+            }
         }
         config
     }

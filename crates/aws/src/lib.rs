@@ -1,7 +1,8 @@
 //! Easy Deploy's AWS adapters, on the official AWS SDK for Rust: tenants as
 //! IAM users, builds on CodeBuild from an S3 source, images in ECR, releases
 //! as ECS services behind the shared ALB with Application Auto Scaling,
-//! artifacts in S3 and logs from CloudWatch Logs. [`bootstrap()`] makes the
+//! artifacts in S3, logs from CloudWatch Logs and resource use and traffic
+//! from CloudWatch metrics. [`bootstrap()`] makes the
 //! shared infrastructure they run on.
 
 mod artifacts;
@@ -12,6 +13,7 @@ mod clients;
 mod config;
 mod error;
 mod infra;
+mod metrics;
 mod names;
 mod registry;
 mod runtime;
@@ -21,11 +23,15 @@ mod tenants;
 pub use artifacts::S3Artifacts;
 pub use backends::{backends, AwsBackends};
 pub use bootstrap::{bootstrap, BootstrapOptions};
-pub use builder::{BuildOutcome, BuildStatus, BuildWatcher, CodeBuildBuilder, CodeBuildWatcher};
+pub use builder::{
+    BuildOutcome, BuildStatus, BuildWatcher, CodeBuildBuilder, CodeBuildWatcher, SimulatedBuilds,
+    StartedBuild,
+};
 pub use clients::AwsClients;
-pub use config::AwsConfig;
+pub use config::{AwsConfig, Workspace};
 pub use error::aws_error;
 pub use infra::Infrastructure;
+pub use metrics::AlbTraffic;
 pub use registry::EcrRegistry;
 pub use runtime::{EcsRolloutWatcher, EcsRuntime, RolloutWatcher};
 pub use source::zip_context;

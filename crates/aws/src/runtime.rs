@@ -9,6 +9,7 @@ mod rollout;
 mod routing;
 mod scaling;
 mod service;
+mod stats;
 mod status;
 mod task_definition;
 
@@ -19,7 +20,9 @@ use crate::infra::Infrastructure;
 use crate::registry::EcrRegistry;
 use crate::tenants::AwsTenants;
 use async_trait::async_trait;
-use easydeploy_core::ports::{BackendResult, LogLine, ReleaseSpec, Replica, ReplicaStatus, Runtime};
+use easydeploy_core::ports::{
+    BackendResult, LogLine, ReleaseSpec, Replica, ReplicaStats, ReplicaStatus, Runtime,
+};
 use easydeploy_core::AppName;
 use futures_util::stream::BoxStream;
 use std::sync::Arc;
@@ -128,15 +131,27 @@ impl Runtime for EcsRuntime {
         Ok(())
     }
 
+    /// A release's replica (a task definition) is reverted; a task (from
+    /// [`Runtime::status`], e.g. an unhealthy one) is stopped and ECS
+    /// replaces it from the service's task definition.
     async fn discard(&self, replicas: &[Replica]) -> BackendResult<()> {
         for replica in replicas {
-            service::revert(self, &replica.id).await?;
+            if replica.id.contains(":task/") {
+                service::stop_task(self, &replica.id).await?;
+            } else {
+                service::revert(self, &replica.id).await?;
+            }
         }
         Ok(())
     }
 
     async fn adopt(&self, release: &ReleaseSpec) -> BackendResult<Vec<Replica>> {
         if let Some(task_definition) = service::current_task_definition(self, &release.app).await? {
+            if service::set_desired_count(self, &release.app, release.replicas).await? {
+                if let Some(target_group) = routing::find_target_group(self, &release.app).await? {
+                    scaling::ensure(self, &release.app, release.replicas, &target_group).await?;
+                }
+            }
             return Ok(vec![Replica {
                 name: format!("{}@{}", release.app, revision_of(&task_definition)),
                 id: task_definition,
@@ -167,6 +182,13 @@ impl Runtime for EcsRuntime {
 
     async fn destroy(&self, app: &AppName) -> BackendResult<()> {
         destroy::app(self, app).await
+    }
+
+    /// One entry for the whole service (CloudWatch's service averages; ECS
+    /// has no per-task figures without Container Insights); none before
+    /// CloudWatch has datapoints.
+    async fn stats(&self, app: &AppName) -> BackendResult<Vec<ReplicaStats>> {
+        stats::service(self, app).await
     }
 }
 

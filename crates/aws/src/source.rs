@@ -1,6 +1,7 @@
-//! The build context as a zip for CodeBuild's S3 source: the checkout's
-//! folder (root folder applied by the caller) without `.git`, plus the
-//! pipeline files, which replace same-named files.
+//! The build context for CodeBuild: the checkout's folder (root folder
+//! applied by the caller) without `.git`, plus the pipeline files, which
+//! replace same-named files; zipped for the S3 source or copied to the EFS
+//! workspace.
 
 use easydeploy_core::PipelineFiles;
 use std::collections::HashSet;
@@ -9,10 +10,9 @@ use std::path::Path;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
 
-/// Zips `dir` and the pipeline files (generated Dockerfile, `.dockerignore`,
-/// `buildspec.yml`, extra files); symlinks stay symlinks; timestamps are fixed
-/// so the same input gives the same bytes.
-pub fn zip_context(dir: &Path, pipeline: &PipelineFiles) -> io::Result<Vec<u8>> {
+/// The pipeline files written into the context: extra files, the generated
+/// Dockerfile (unless the repository has its own), `.dockerignore`, `buildspec.yml`.
+fn pipeline_files(pipeline: &PipelineFiles) -> Vec<(String, &[u8])> {
     let mut added: Vec<(String, &[u8])> = pipeline
         .extra_files
         .iter()
@@ -28,6 +28,14 @@ pub fn zip_context(dir: &Path, pipeline: &PipelineFiles) -> io::Result<Vec<u8>> 
         added.push((".dockerignore".to_owned(), pipeline.dockerignore.as_bytes()));
     }
     added.push(("buildspec.yml".to_owned(), pipeline.buildspec.as_bytes()));
+    added
+}
+
+/// Zips `dir` and the pipeline files (generated Dockerfile, `.dockerignore`,
+/// `buildspec.yml`, extra files); symlinks stay symlinks; timestamps are fixed
+/// so the same input gives the same bytes.
+pub fn zip_context(dir: &Path, pipeline: &PipelineFiles) -> io::Result<Vec<u8>> {
+    let added = pipeline_files(pipeline);
     let replaced: HashSet<String> = added.iter().map(|(name, _)| name.clone()).collect();
 
     let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
@@ -38,6 +46,94 @@ pub fn zip_context(dir: &Path, pipeline: &PipelineFiles) -> io::Result<Vec<u8>> 
         zip.write_all(bytes)?;
     }
     Ok(zip.finish()?.into_inner())
+}
+
+/// Copies the same files as [`zip_context`] to `dest` (replaced if it
+/// exists): written beside it first, then renamed into place.
+pub fn write_context(dir: &Path, pipeline: &PipelineFiles, dest: &Path) -> io::Result<()> {
+    let added = pipeline_files(pipeline);
+    let replaced: HashSet<String> = added.iter().map(|(name, _)| name.clone()).collect();
+    let parent = dest
+        .parent()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the workspace has no parent folder"))?;
+    std::fs::create_dir_all(parent)?;
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let partial = parent.join(format!(".{name}.partial-{}", std::process::id()));
+    if partial.exists() {
+        std::fs::remove_dir_all(&partial)?;
+    }
+    std::fs::create_dir_all(&partial)?;
+    copy_dir(dir, &partial, "", &replaced)?;
+    for (name, bytes) in added {
+        let path = partial.join(&name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(path, bytes)?;
+    }
+    if dest.exists() {
+        std::fs::remove_dir_all(dest)?;
+    }
+    std::fs::rename(&partial, dest)
+}
+
+fn copy_dir(from: &Path, to: &Path, prefix: &str, replaced: &HashSet<String>) -> io::Result<()> {
+    let mut entries = std::fs::read_dir(from)?.collect::<io::Result<Vec<_>>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if prefix.is_empty() && name == ".git" {
+            continue;
+        }
+        let rel = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}/{name}")
+        };
+        if replaced.contains(&rel) {
+            continue;
+        }
+        let kind = entry.file_type()?;
+        let target = to.join(&name);
+        if kind.is_symlink() {
+            #[cfg(unix)]
+            std::os::unix::fs::symlink(std::fs::read_link(entry.path())?, &target)?;
+        } else if kind.is_dir() {
+            std::fs::create_dir_all(&target)?;
+            copy_dir(&entry.path(), &target, &rel, replaced)?;
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+/// The buildspec with `cd <dir>` as the first command of its first phase,
+/// so that a build without a source runs in the EFS workspace folder.
+pub(crate) fn efs_buildspec(buildspec: &str, dir: &str) -> Result<String, String> {
+    let phases = buildspec
+        .find("\nphases:\n")
+        .map(|i| i + "\nphases:\n".len())
+        .ok_or("the buildspec has no `phases:` section to run in the EFS workspace")?;
+    let commands = buildspec[phases..]
+        .find("commands:\n")
+        .map(|i| phases + i + "commands:\n".len())
+        .ok_or("the buildspec has no phase commands to run in the EFS workspace")?;
+    let indent: String = buildspec[commands..].chars().take_while(|c| *c == ' ').collect();
+    let indent = if indent.is_empty() {
+        "      ".to_owned()
+    } else {
+        indent
+    };
+    let quoted = dir.replace('\'', "'\\''");
+    Ok(format!(
+        "{}{indent}- cd '{quoted}'\n{}",
+        &buildspec[..commands],
+        &buildspec[commands..]
+    ))
 }
 
 fn file_options(mode: u32) -> SimpleFileOptions {
@@ -96,6 +192,17 @@ mod tests {
     use super::*;
     use easydeploy_core::Port;
     use std::io::Read;
+
+    #[test]
+    fn the_efs_buildspec_starts_in_the_workspace() {
+        let spec = "version: 0.2\nphases:\n  pre_build:\n    commands:\n      - echo hi\n  build:\n    commands:\n      - docker build .\n";
+        let efs = efs_buildspec(spec, "/mnt/w/default/shop/abc").unwrap();
+        assert_eq!(
+            efs,
+            "version: 0.2\nphases:\n  pre_build:\n    commands:\n      - cd '/mnt/w/default/shop/abc'\n      - echo hi\n  build:\n    commands:\n      - docker build .\n"
+        );
+        assert!(efs_buildspec("version: 0.2\n", "/x").is_err());
+    }
 
     #[test]
     fn the_context_has_the_checkout_and_the_pipeline_files() {

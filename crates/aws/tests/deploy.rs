@@ -149,7 +149,9 @@ async fn deploy_redeploy_scale_and_destroy_on_aws() {
     let tag = format!("{repository}:aaaa1111");
     assert_eq!(aws.builder.find(&tag).await.unwrap(), None);
     let request = BuildRequest {
+        tenant: Tenant { id: "default".into() },
         app: app.clone(),
+        commit: "aaaa1111".into(),
         deployment: "d1".into(),
         context_dir: context.path().to_owned(),
         pipeline: pipeline(),
@@ -331,6 +333,7 @@ async fn deploy_redeploy_scale_and_destroy_on_aws() {
         .build(
             &BuildRequest {
                 tag: tag2.clone(),
+                commit: "bbbb2222".into(),
                 deployment: "d2".into(),
                 ..request.clone()
             },
@@ -498,4 +501,104 @@ async fn deploy_redeploy_scale_and_destroy_on_aws() {
         .unwrap();
     assert!(objects.contents().is_empty());
     assert!(clients.iam.get_user().user_name(&user).send().await.is_err());
+}
+
+/// The engine's self-healing discards replicas it finds through `status`
+/// (tasks): they are stopped, and ECS replaces them from the service.
+#[tokio::test]
+async fn discarding_a_task_stops_it() {
+    let moto = Moto::start();
+    let config = moto.config();
+    let clients = moto.clients().await;
+    let infra = bootstrap(
+        &clients,
+        &BootstrapOptions {
+            prefix: unique("ed"),
+            nat_gateway: false,
+            ..BootstrapOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let aws = AwsBackends::new(&config, &clients, infra.clone(), None, None, None);
+    let app = AppName::parse("shop").unwrap();
+    aws.tenants
+        .ensure(&Tenant { id: "default".into() })
+        .await
+        .unwrap();
+    let spec = release(
+        &app,
+        "d1",
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/x:1",
+        &[],
+        1,
+    );
+    let replicas = aws.runtime.launch(&spec).await.unwrap();
+    let network = aws_sdk_ecs::types::NetworkConfiguration::builder()
+        .awsvpc_configuration(
+            aws_sdk_ecs::types::AwsVpcConfiguration::builder()
+                .set_subnets(Some(infra.private_subnet_ids.clone()))
+                .security_groups(&infra.tasks_security_group_id)
+                .build()
+                .unwrap(),
+        )
+        .build();
+    // moto's run_task needs a container-level memory (a 500 otherwise).
+    let probe = clients
+        .ecs
+        .register_task_definition()
+        .family("probe")
+        .network_mode(aws_sdk_ecs::types::NetworkMode::Awsvpc)
+        .requires_compatibilities(aws_sdk_ecs::types::Compatibility::Fargate)
+        .cpu("256")
+        .memory("512")
+        .container_definitions(
+            aws_sdk_ecs::types::ContainerDefinition::builder()
+                .name("app")
+                .image("x")
+                .memory(512)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let run = clients
+        .ecs
+        .run_task()
+        .cluster(&infra.cluster_name)
+        .task_definition(probe.task_definition().unwrap().task_definition_arn().unwrap())
+        .launch_type(aws_sdk_ecs::types::LaunchType::Fargate)
+        .network_configuration(network)
+        .send()
+        .await
+        .unwrap();
+    let task = run.tasks()[0].task_arn().unwrap().to_owned();
+    let stale = easydeploy_core::ports::Replica {
+        id: task.clone(),
+        name: "t".into(),
+        addr: None,
+    };
+    aws.runtime.discard(std::slice::from_ref(&stale)).await.unwrap();
+    let described = clients
+        .ecs
+        .describe_tasks()
+        .cluster(&infra.cluster_name)
+        .tasks(&task)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(described.tasks()[0].desired_status(), Some("STOPPED"));
+    // The release itself is untouched: the service still runs it.
+    let services = clients
+        .ecs
+        .describe_services()
+        .cluster(&infra.cluster_name)
+        .services("shop")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        services.services()[0].task_definition(),
+        Some(replicas[0].id.as_str())
+    );
 }

@@ -1,9 +1,10 @@
 //! `easydeploy aws ...` and the AWS backends of `easydeploy server --runtime aws`.
 
 use anyhow::Context;
-use easydeploy_aws::{AccessKeyCipher, AwsClients, AwsConfig, BootstrapOptions, Infrastructure};
-use easydeploy_core::ports::Backends;
+use easydeploy_aws::{AccessKeyCipher, AwsClients, AwsConfig, BootstrapOptions, Infrastructure, Workspace};
+use easydeploy_core::ports::{Backends, LoadMetrics};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Name of the infrastructure file in the data dir.
 pub const INFRASTRUCTURE_FILE: &str = "aws-infrastructure.json";
@@ -42,6 +43,27 @@ pub struct BootstrapArgs {
     /// Adopt the infrastructure of `terraform output -json` (deploy/terraform) instead.
     #[arg(long, value_name = "OUTPUTS_JSON")]
     pub from_terraform: Option<PathBuf>,
+}
+
+/// `easydeploy server` settings of `--runtime aws`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AwsServerArgs {
+    /// Where build contexts go: `s3` (zipped, CodeBuild S3 source) or `efs`
+    /// (copied to the bootstrap's EFS file system, mounted at `--efs-path`).
+    #[arg(long, env = "EASYDEPLOY_WORKSPACE", default_value = "s3", value_parser = ["s3", "efs"])]
+    pub workspace: String,
+    /// Where the bootstrap's EFS file system is mounted on this machine (`--workspace efs`).
+    #[arg(long, env = "EASYDEPLOY_EFS_PATH", default_value = "/mnt/easydeploy-efs")]
+    pub efs_path: PathBuf,
+}
+
+impl Default for AwsServerArgs {
+    fn default() -> Self {
+        Self {
+            workspace: "s3".into(),
+            efs_path: PathBuf::from("/mnt/easydeploy-efs"),
+        }
+    }
 }
 
 /// Runs an `easydeploy aws` subcommand.
@@ -87,15 +109,35 @@ async fn bootstrap(args: BootstrapArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The engine's backends for `--runtime aws`: the infrastructure from
-/// `<data-dir>/aws-infrastructure.json`, region/credentials/endpoint from the
-/// AWS environment, tenants' access keys encrypted with
-/// `EASYDEPLOY_AWS_SECRET_KEY` (64 hex digits) when set.
-pub async fn backends(data_dir: &Path, apps_domain: &str) -> anyhow::Result<Backends> {
+/// The engine's backends for `--runtime aws` and the apps' traffic (ALB
+/// metrics): the infrastructure from `<data-dir>/aws-infrastructure.json`,
+/// region/credentials/endpoint from the AWS environment, tenants' access keys
+/// encrypted with `EASYDEPLOY_AWS_SECRET_KEY` (64 hex digits) when set.
+pub async fn backends(
+    data_dir: &Path,
+    apps_domain: &str,
+    args: &AwsServerArgs,
+) -> anyhow::Result<(Backends, Arc<dyn LoadMetrics>)> {
     let infra = Infrastructure::load(&data_dir.join(INFRASTRUCTURE_FILE))?;
+    let workspace = match args.workspace.as_str() {
+        "efs" => {
+            std::fs::create_dir_all(&args.efs_path).with_context(|| {
+                format!(
+                    "the EFS workspace {} is not usable (mount the EFS file system {} there)",
+                    args.efs_path.display(),
+                    infra.file_system_id
+                )
+            })?;
+            Workspace::Efs {
+                path: args.efs_path.clone(),
+            }
+        }
+        _ => Workspace::S3,
+    };
     let config = AwsConfig {
         apps_domain: apps_domain.to_owned(),
         prefix: infra.prefix.clone(),
+        workspace,
         ..AwsConfig::from_env()
     };
     let cipher = match std::env::var("EASYDEPLOY_AWS_SECRET_KEY") {

@@ -114,6 +114,9 @@ pub struct ServerConfig {
     /// Seconds between samples of request and resource metrics.
     #[arg(long, env = "EASYDEPLOY_METRICS_INTERVAL", default_value_t = 10)]
     pub metrics_interval: u64,
+    /// Settings of `--runtime aws`.
+    #[command(flatten)]
+    pub aws: crate::aws::AwsServerArgs,
 }
 
 /// The edge proxy's request counters, as the autoscaler reads them.
@@ -189,9 +192,12 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         apps_domain: config.apps_domain.clone(),
         ..EdgeConfig::default()
     });
-    let backends = match config.runtime.as_str() {
-        "aws" => crate::aws::backends(data_dir, &config.apps_domain).await?,
-        _ => docker_backends(&config, &edge).await?,
+    let (backends, aws_load) = match config.runtime.as_str() {
+        "aws" => {
+            let (backends, load) = crate::aws::backends(data_dir, &config.apps_domain, &config.aws).await?;
+            (backends, Some(load))
+        }
+        _ => (docker_backends(&config, &edge).await?, None),
     };
     let mut engine_config = EngineConfig::new(data_dir);
     if let Some(workers) = config.workers {
@@ -211,7 +217,9 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     engine_config.alert_interval = Duration::from_secs(config.alert_interval.max(1));
     engine_config.metrics_interval = Duration::from_secs(config.metrics_interval.max(1));
     let engine = Engine::new(store, backends, engine_config);
-    let load: Arc<dyn easydeploy_core::ports::LoadMetrics> = Arc::new(EdgeLoad(edge.clone()));
+    // On AWS the ALB serves the apps: their traffic comes from CloudWatch.
+    let load: Arc<dyn easydeploy_core::ports::LoadMetrics> =
+        aws_load.unwrap_or_else(|| Arc::new(EdgeLoad(edge.clone())));
     engine.set_load_metrics(Arc::clone(&load));
 
     let proxy_listener = tokio::net::TcpListener::bind(config.proxy_addr)

@@ -184,8 +184,12 @@ pub struct CommitStatus {
 /// What to build.
 #[derive(Debug, Clone)]
 pub struct BuildRequest {
+    /// The tenant that owns the app (where remote backends file the sources).
+    pub tenant: Tenant,
     /// The app.
     pub app: AppName,
+    /// The commit being built (names the uploaded sources).
+    pub commit: String,
     /// The deployment id (for labels).
     pub deployment: String,
     /// Folder whose files form the build context (checkout + root folder).

@@ -234,7 +234,7 @@ impl Run<'_> {
                 self.skip_build(image, port).await?;
                 (image.clone(), easydeploy_core::Port::new(port))
             }
-            _ => self.build().await?,
+            _ => self.build(&tenant).await?,
         };
 
         // Releasing changes what serves the app: one release (or scale) at a time.
@@ -288,7 +288,10 @@ impl Run<'_> {
 
     /// Fetching the source through pushing the image; returns the image
     /// reference and the port it listens on.
-    async fn build(&mut self) -> Result<(String, easydeploy_core::Port), Stop> {
+    async fn build(
+        &mut self,
+        tenant: &easydeploy_core::ports::Tenant,
+    ) -> Result<(String, easydeploy_core::Port), Stop> {
         let engine = self.engine;
         let backends = &engine.backends;
         let d = self.deployment;
@@ -404,7 +407,9 @@ impl Run<'_> {
             }
             None => {
                 let request = BuildRequest {
+                    tenant: tenant.clone(),
                     app: d.app.clone(),
+                    commit: checkout.commit.clone(),
                     deployment: d.id.clone(),
                     context_dir,
                     pipeline: files.clone(),

@@ -1,6 +1,8 @@
-//! The app's output from CloudWatch Logs (awslogs driver).
+//! The app's output from CloudWatch Logs: the task definition's awslogs
+//! group and stream prefix (`app/app/<task>`), the tail read once, then
+//! polled every 2 s while following.
 
-use super::EcsRuntime;
+use super::{EcsRuntime, CONTAINER};
 use crate::error::{aws_error, code_of};
 use crate::names;
 use easydeploy_core::ports::{BackendResult, LogLine};
@@ -31,6 +33,7 @@ impl Cursor {
                 .logs
                 .filter_log_events()
                 .log_group_name(&self.group)
+                .log_stream_name_prefix(format!("{CONTAINER}/"))
                 .start_time(self.since)
                 .set_next_token(token)
                 .send()
@@ -40,7 +43,12 @@ impl Cursor {
                 Err(e) if code_of(&e) == Some("ResourceNotFoundException") => return Ok(lines),
                 Err(e) => return Err(aws_error("read the app's logs", e)),
             };
-            for event in page.events() {
+            // The prefix is also checked here: moto ignores it.
+            let ours = |e: &&aws_sdk_cloudwatchlogs::types::FilteredLogEvent| {
+                e.log_stream_name()
+                    .is_some_and(|s| s.strip_prefix(CONTAINER).is_some_and(|r| r.starts_with('/')))
+            };
+            for event in page.events().iter().filter(ours) {
                 let id = event.event_id().unwrap_or_default().to_owned();
                 if !self.seen.insert(id) {
                     continue;

@@ -193,6 +193,58 @@ pub(crate) async fn revert(runtime: &EcsRuntime, task_definition: &str) -> Backe
     super::task_definition::deregister(runtime, task_definition).await
 }
 
+/// Sets the service's desired count unless it is already `replicas`;
+/// returns whether it changed.
+pub(crate) async fn set_desired_count(
+    runtime: &EcsRuntime,
+    app: &AppName,
+    replicas: u32,
+) -> BackendResult<bool> {
+    let Some(service) = describe(runtime, app).await? else {
+        return Ok(false);
+    };
+    if service.desired_count() == replicas as i32 {
+        return Ok(false);
+    }
+    runtime
+        .clients
+        .ecs
+        .update_service()
+        .cluster(&runtime.infra.cluster_name)
+        .service(names::service(app.as_str()))
+        .desired_count(replicas as i32)
+        .send()
+        .await
+        .map_err(err(&format!("scale the ECS service of {app}")))?;
+    tracing::info!(%app, replicas, "set the ECS service's desired count");
+    Ok(true)
+}
+
+/// Stops one task; one that is already gone is fine.
+pub(crate) async fn stop_task(runtime: &EcsRuntime, task: &str) -> BackendResult<()> {
+    let stopped = runtime
+        .clients
+        .ecs
+        .stop_task()
+        .cluster(&runtime.infra.cluster_name)
+        .task(task)
+        .reason("replaced by Easy Deploy")
+        .send()
+        .await;
+    match stopped {
+        Ok(_) => Ok(()),
+        Err(e)
+            if matches!(
+                crate::error::code_of(&e),
+                Some("InvalidParameterException" | "ResourceNotFoundException")
+            ) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(crate::error::aws_error("stop a task", e)),
+    }
+}
+
 /// The task definition the app's service runs, if it has a service.
 pub(crate) async fn current_task_definition(
     runtime: &EcsRuntime,

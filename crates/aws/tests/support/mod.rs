@@ -10,7 +10,9 @@ use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::config_bag::ConfigBag;
-use easydeploy_aws::{AwsClients, AwsConfig, BuildOutcome, BuildStatus, BuildWatcher, RolloutWatcher};
+use easydeploy_aws::{
+    AwsClients, AwsConfig, BuildOutcome, BuildStatus, BuildWatcher, RolloutWatcher, StartedBuild,
+};
 use easydeploy_core::ports::{BackendError, BackendResult};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -179,7 +181,8 @@ impl InjectedBuilds {
 
 #[async_trait]
 impl BuildWatcher for InjectedBuilds {
-    async fn wait(&self, build_id: &str, _timeout: Duration) -> BackendResult<BuildOutcome> {
+    async fn wait(&self, build: &StartedBuild, _timeout: Duration) -> BackendResult<BuildOutcome> {
+        let build_id = &build.id;
         let (status, reason, repo, tag) = self
             .next
             .lock()
@@ -239,4 +242,71 @@ impl easydeploy_core::ports::LogSink for Lines {
 /// A unique lowercase name for a test's resources.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+}
+
+/// Records the JSON bodies of the calls it sees, by operation, and gives
+/// NO_SOURCE CodeBuild projects the source location moto insists on (AWS
+/// takes none).
+#[derive(Debug, Clone, Default)]
+pub struct Recorder {
+    pub calls: Arc<Mutex<Vec<(String, serde_json::Value)>>>,
+}
+
+impl Recorder {
+    /// Bodies of the calls of `operation`, oldest first.
+    pub fn bodies(&self, operation: &str) -> Vec<serde_json::Value> {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(op, _)| op == operation)
+            .map(|(_, body)| body.clone())
+            .collect()
+    }
+}
+
+impl Intercept for Recorder {
+    fn name(&self) -> &'static str {
+        "Recorder"
+    }
+
+    fn modify_before_signing(
+        &self,
+        context: &mut aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let operation = cfg
+            .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
+            .map(|m| m.name().to_owned())
+            .unwrap_or_default();
+        let request = context.request_mut();
+        let Some(mut body) = request
+            .body()
+            .bytes()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+        else {
+            return Ok(());
+        };
+        self.calls.lock().unwrap().push((operation.clone(), body.clone()));
+        if operation == "CreateProject"
+            && body["source"]["type"] == "NO_SOURCE"
+            && body["source"].get("location").is_none()
+        {
+            body["source"]["location"] = serde_json::json!("moto-needs-a-location");
+            let bytes = body.to_string().into_bytes();
+            request
+                .headers_mut()
+                .insert("content-length", bytes.len().to_string());
+            *request.body_mut() = SdkBody::from(bytes);
+        }
+        Ok(())
+    }
+}
+
+impl Moto {
+    /// Clients on this server whose JSON calls `recorder` sees.
+    pub async fn recording_clients(&self, config: &AwsConfig, recorder: &Recorder) -> AwsClients {
+        AwsClients::connect_with(config, &[SharedInterceptor::new(recorder.clone())]).await
+    }
 }

@@ -76,6 +76,7 @@ pub fn test_config(data_dir: &Path) -> ServerConfig {
         github_client_secret: None,
         // The default: tests about metrics shorten it.
         metrics_interval: 10,
+        aws: Default::default(),
     }
 }
 

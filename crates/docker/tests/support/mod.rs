@@ -123,7 +123,9 @@ pub fn own_pipeline(dockerfile: &str) -> PipelineFiles {
 pub fn build_request(app: &AppName, context: &Path, pipeline: PipelineFiles) -> BuildRequest {
     let deployment = deployment();
     BuildRequest {
+        tenant: Tenant { id: "default".into() },
         app: app.clone(),
+        commit: deployment.clone(),
         tag: format!("easydeploy/{app}:{}", &deployment[..8]),
         deployment,
         context_dir: context.to_path_buf(),
