@@ -82,21 +82,6 @@ pub struct ServerConfig {
     pub alert_interval: u64,
 }
 
-/// The edge proxy's request counters, as the autoscaler reads them.
-struct EdgeLoad(Arc<EdgeProxy>);
-
-impl easydeploy_core::ports::LoadMetrics for EdgeLoad {
-    fn requests_total(&self, app: &str) -> Option<u64> {
-        self.0.app_stats(app).map(|s| s.requests)
-    }
-
-    fn responses_by_class(&self, app: &str) -> Option<[u64; 4]> {
-        self.0
-            .app_stats(app)
-            .map(|s| [s.responses_2xx, s.responses_3xx, s.responses_4xx, s.responses_5xx])
-    }
-}
-
 /// A started server.
 pub struct RunningServer {
     /// Where the API listens.
@@ -163,7 +148,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     engine_config.scale_in_delay = Duration::from_secs(config.scale_in_delay);
     engine_config.alert_interval = Duration::from_secs(config.alert_interval.max(1));
     let engine = Engine::new(store, backends, engine_config);
-    let load: Arc<dyn easydeploy_core::ports::LoadMetrics> = Arc::new(EdgeLoad(edge.clone()));
+    let load: Arc<dyn easydeploy_core::ports::LoadMetrics> = edge.clone();
     engine.set_load_metrics(Arc::clone(&load));
 
     let proxy_listener = tokio::net::TcpListener::bind(config.proxy_addr)

@@ -33,6 +33,8 @@ pub(crate) enum Failure {
 pub(crate) struct Outgoing<'a> {
     pub(crate) body: &'a mut Option<Incoming>,
     pub(crate) chunked: bool,
+    /// Body bytes sent so far.
+    pub(crate) sent: &'a mut u64,
 }
 
 /// Runs one exchange. On success the response head is parsed and the
@@ -62,8 +64,7 @@ pub(crate) async fn run(
     // future of every request is as large as its largest path.
     Box::pin(with_body(
         conn,
-        body,
-        outgoing.chunked,
+        (body, outgoing.chunked, outgoing.sent),
         timeout,
         max_body,
         head_request,
@@ -75,14 +76,13 @@ pub(crate) async fn run(
 /// starts once the body is sent.
 async fn with_body(
     conn: &mut Conn,
-    body: Incoming,
-    chunked: bool,
+    (body, chunked, sent): (Incoming, bool, &mut u64),
     timeout: Duration,
     max_body: u64,
     head_request: bool,
 ) -> Result<ResponseHead, Failure> {
     let (mut reader, mut writer) = conn.stream.split();
-    let send = send_body(&mut writer, body, chunked, max_body);
+    let send = send_body(&mut writer, body, chunked, max_body, sent);
     let read = read_head(&mut reader, &mut conn.buf, head_request);
     let deadline = tokio::time::sleep(Duration::MAX / 4);
     tokio::pin!(send, read, deadline);
@@ -135,14 +135,14 @@ async fn read_head<R: AsyncRead + Unpin>(
 }
 
 /// Streams the client's body to the backend, chunked when its length is
-/// unknown, counting it against `max_body`.
+/// unknown, counting it against `max_body` and in `total`.
 async fn send_body<W: AsyncWrite + Unpin>(
     writer: &mut W,
     mut body: Incoming,
     chunked: bool,
     max_body: u64,
+    total: &mut u64,
 ) -> Result<(), Failure> {
-    let mut total = 0u64;
     let mut trailers: Option<HeaderMap> = None;
     let upstream = Failure::Upstream;
     while let Some(frame) = body.frame().await {
@@ -154,8 +154,8 @@ async fn send_body<W: AsyncWrite + Unpin>(
                 continue;
             }
         };
-        total += data.len() as u64;
-        if total > max_body {
+        *total += data.len() as u64;
+        if *total > max_body {
             return Err(Failure::TooLarge);
         }
         if data.is_empty() {

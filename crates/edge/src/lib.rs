@@ -3,8 +3,9 @@
 //! Routes `<app>.<apps-domain>` requests to the app's replicas (round robin
 //! over healthy backends), streams bodies both ways, passes WebSocket (and
 //! other `Upgrade`) connections through, ejects backends that refuse
-//! connections and re-probes them in the background, and counts requests
-//! per app. Clients speak HTTP/1.1 or HTTP/2 (cleartext, or TLS with ALPN
+//! connections and re-probes them in the background, and keeps traffic
+//! figures per app and replica (requests, status classes, bytes, in-flight,
+//! latency histogram; see [`easydeploy_core::ports::LoadMetrics`]). Clients speak HTTP/1.1 or HTTP/2 (cleartext, or TLS with ALPN
 //! when a certificate is configured); backends get HTTP/1.1 over pooled
 //! keep-alive connections.
 //!
@@ -34,6 +35,7 @@ mod chunked;
 mod config;
 mod exchange;
 mod headers;
+mod metrics;
 mod pages;
 mod proxy;
 mod response;

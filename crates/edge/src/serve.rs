@@ -48,6 +48,7 @@ impl EdgeProxy {
             let spawned = std::thread::Builder::new()
                 .name(format!("edge-{index}"))
                 .spawn(move || {
+                    crate::metrics::pin_thread(index);
                     let runtime = tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build()
