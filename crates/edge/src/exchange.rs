@@ -184,3 +184,44 @@ async fn send_body<W: AsyncWrite + Unpin>(
     }
     writer.flush().await.map_err(upstream)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::StatusCode;
+
+    async fn head_of(bytes: &[u8]) -> io::Result<(ResponseHead, BytesMut)> {
+        let mut reader = bytes;
+        let mut buf = BytesMut::new();
+        let head = read_head(&mut reader, &mut buf, false).await?;
+        Ok((head, buf))
+    }
+
+    #[tokio::test]
+    async fn interim_responses_are_skipped_but_101_is_final() {
+        let (head, rest) = head_of(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n\
+              HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok",
+        )
+        .await
+        .unwrap();
+        assert_eq!(head.status, StatusCode::CREATED);
+        assert!(head.headers.get("link").is_none(), "early hints are not merged");
+        assert_eq!(&rest[..], b"ok");
+
+        let (head, _) =
+            head_of(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n")
+                .await
+                .unwrap();
+        assert_eq!(head.status, StatusCode::SWITCHING_PROTOCOLS);
+        assert_eq!(head.upgrade.unwrap(), "websocket");
+    }
+
+    #[tokio::test]
+    async fn a_backend_closing_before_its_head_is_an_error() {
+        let error = head_of(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200")
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
+    }
+}

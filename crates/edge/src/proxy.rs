@@ -218,8 +218,11 @@ impl EdgeProxy {
                     return page(&mut t, pages::bad_request());
                 }
                 // The backend died before answering (killed mid-request):
-                // a replayable request goes to the next backend.
-                Err(Failure::Upstream(error) | Failure::NotSent(error)) if req.replayable => {
+                // a replayable request goes to the next backend. One that
+                // answered garbage is not asked again.
+                Err(Failure::Upstream(error) | Failure::NotSent(error))
+                    if req.replayable && error.kind() != std::io::ErrorKind::InvalidData =>
+                {
                     tracing::debug!(app, backend = %backend.addr, %error, "edge upstream failed; retrying elsewhere");
                 }
                 Err(Failure::Upstream(error) | Failure::NotSent(error)) => {

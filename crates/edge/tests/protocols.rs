@@ -365,3 +365,55 @@ async fn h2c_streams_request_and_response_bodies() {
         "one,two,three"
     );
 }
+
+/// A raw upstream answering every request with `response`.
+async fn raw_upstream(response: &'static [u8]) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = stream.write_all(response).await;
+                let _ = stream.read(&mut buf).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn ambiguous_backend_responses_give_502() {
+    let edge = edge().await;
+    for response in [
+        &b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"[..],
+        b"HTTP/1.1 200 OK\r\nX-A: one\r\n folded\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    ] {
+        edge.proxy.set_backends("app", vec![raw_upstream(response).await]);
+        let answer = get(&edge, "app.localhost", "/").await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_GATEWAY,
+            "{}",
+            String::from_utf8_lossy(response)
+        );
+        assert_eq!(answer.headers["x-easydeploy-error"], "upstream_error");
+    }
+    edge.proxy.set_backends(
+        "app",
+        vec![raw_upstream(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n").await],
+    );
+    let answer = get(&edge, "app.localhost", "/").await;
+    assert_eq!(
+        (answer.status, answer.body.as_str()),
+        (StatusCode::NO_CONTENT, "")
+    );
+}
