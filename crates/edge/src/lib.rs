@@ -34,6 +34,7 @@ mod body;
 mod chunked;
 mod config;
 mod exchange;
+mod h1;
 mod headers;
 mod metrics;
 mod pages;

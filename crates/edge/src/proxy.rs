@@ -16,7 +16,7 @@ use crate::upstream::{self, Conn, PoolLimits};
 use easydeploy_core::ports::{LoadMetrics, TrafficFigures, TrafficSwitch};
 use http::header::{CONNECTION, UPGRADE};
 use http::{request, HeaderValue, Method, Request, Response, StatusCode, Version};
-use hyper::body::{Body, Incoming};
+use hyper::body::{Body, Incoming, SizeHint};
 use hyper::upgrade::OnUpgrade;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -114,7 +114,7 @@ impl EdgeProxy {
         self.routes.traffic(app).as_ref().map(AppStats::from)
     }
 
-    /// Answers one client request.
+    /// Answers one client request served by hyper.
     pub(crate) async fn handle(
         &self,
         req: Request<Incoming>,
@@ -123,6 +123,18 @@ impl EdgeProxy {
     ) -> Response<ProxyBody> {
         let (mut parts, body) = req.into_parts();
         let on_upgrade = parts.extensions.remove::<OnUpgrade>();
+        self.answer(parts, Some(body), on_upgrade, client, tls).await
+    }
+
+    /// Answers one client request (`body`: `None` when it has none).
+    pub(crate) async fn answer(
+        &self,
+        parts: request::Parts,
+        body: Option<Incoming>,
+        on_upgrade: Option<OnUpgrade>,
+        client: ClientIp,
+        tls: bool,
+    ) -> Response<ProxyBody> {
         let Some(host) = request_host(&parts) else {
             return pages::unknown_app(None, None);
         };
@@ -152,13 +164,16 @@ impl EdgeProxy {
         &self,
         head: &mut Vec<u8>,
         parts: &request::Parts,
-        body: Incoming,
+        body: Option<Incoming>,
         on_upgrade: Option<OnUpgrade>,
         fwd: &Forwarding<'_>,
     ) -> Option<Prepared> {
-        let hint = body.size_hint();
+        let hint = body
+            .as_ref()
+            .map(Body::size_hint)
+            .unwrap_or_else(|| SizeHint::with_exact(0));
         let framing = match hint.exact() {
-            _ if body.is_end_stream() => RequestBody::Empty,
+            _ if body.as_ref().is_none_or(Body::is_end_stream) => RequestBody::Empty,
             Some(n) => RequestBody::Length(n),
             None => RequestBody::Chunked,
         };
@@ -174,7 +189,7 @@ impl EdgeProxy {
             head_request: parts.method == Method::HEAD,
             framing,
             sent: 0,
-            body: (framing != RequestBody::Empty).then_some(body),
+            body: body.filter(|_| framing != RequestBody::Empty),
             on_upgrade: on_upgrade.filter(|_| upgrade.is_some()),
         })
     }

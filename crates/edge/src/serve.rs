@@ -2,11 +2,13 @@
 //! runtime, its own `SO_REUSEPORT` listener, its connections and its backend
 //! pool. A connection's first bytes say whether it is TLS, HTTP/2 (prior
 //! knowledge) or HTTP/1; TLS connections then pick HTTP/2 or 1.1 by ALPN.
+//! Plain HTTP/1.1 is served by the proxy's own server ([`crate::h1`]) as
+//! long as requests are simple, by hyper otherwise.
 
 use crate::body::ProxyBody;
+use crate::h1::{self, Protocol, Rewind, Served};
 use crate::headers::ClientIp;
 use crate::proxy::EdgeProxy;
-use crate::tls;
 use crate::upstream;
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -142,20 +144,23 @@ struct Client {
 }
 
 impl Client {
-    /// Serves the connection, after the TLS handshake if it starts one.
-    async fn serve(self, stream: TcpStream) {
-        let limit = self.proxy.config.header_read_timeout;
-        let Ok(Some(first)) = tokio::time::timeout(limit, sniff(&stream)).await else {
-            return;
+    /// Serves the connection: plain HTTP/1.1 by the proxy's own server
+    /// until a request needs hyper, TLS after its handshake, HTTP/2 by hyper.
+    async fn serve(self, mut stream: TcpStream) {
+        let client = ClientIp::new(self.peer.ip());
+        let (protocol, read) = match h1::serve(&self.proxy, &mut stream, client, &self.shutdown).await {
+            Served::Closed => return,
+            Served::Handoff(protocol, read) => (protocol, read),
         };
-        match (first, self.proxy.tls.clone()) {
-            (Sniffed::Tls, Some(config)) => Box::pin(self.serve_tls(stream, config)).await,
-            (Sniffed::Http2, _) => Box::pin(self.http2(stream, false)).await,
-            _ => self.http1(stream, false).await,
+        let stream = Rewind::new(stream, read);
+        match (protocol, self.proxy.tls.clone()) {
+            (Protocol::Tls, Some(config)) => Box::pin(self.serve_tls(stream, config)).await,
+            (Protocol::Http2, _) => Box::pin(self.http2(stream, false)).await,
+            _ => Box::pin(self.http1(stream, false)).await,
         }
     }
 
-    async fn serve_tls(self, stream: TcpStream, config: Arc<rustls::ServerConfig>) {
+    async fn serve_tls(self, stream: Rewind<TcpStream>, config: Arc<rustls::ServerConfig>) {
         let limit = self.proxy.config.header_read_timeout;
         let acceptor = tokio_rustls::TlsAcceptor::from(config);
         match tokio::time::timeout(limit, acceptor.accept(stream)).await {
@@ -223,38 +228,6 @@ impl Client {
         if let Err(error) = result {
             tracing::debug!(peer = %self.peer, %error, "edge HTTP/2 connection ended with an error");
         }
-    }
-}
-
-/// What a connection's first bytes say it speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Sniffed {
-    Tls,
-    Http2,
-    Http1,
-}
-
-/// Looks at the first bytes without consuming them; `None` if the client
-/// closed first.
-async fn sniff(stream: &TcpStream) -> Option<Sniffed> {
-    const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-    let mut buf = [0u8; 24];
-    loop {
-        let n = stream.peek(&mut buf).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        if buf[0] == tls::HANDSHAKE {
-            return Some(Sniffed::Tls);
-        }
-        if buf[..n] != PREFACE[..n] {
-            return Some(Sniffed::Http1);
-        }
-        if n == PREFACE.len() {
-            return Some(Sniffed::Http2);
-        }
-        // A partial HTTP/2 preface: wait for the rest.
-        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 
