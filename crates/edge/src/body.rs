@@ -137,11 +137,15 @@ impl UpstreamBody {
             if conn.buf.capacity() - conn.buf.len() < want / 2 {
                 conn.buf.reserve(want);
             }
+            let room = conn.buf.capacity() - conn.buf.len();
             let read = ready!(tokio_util::io::poll_read_buf(
                 Pin::new(&mut conn.stream),
                 cx,
                 &mut conn.buf
             ));
+            if matches!(read, Ok(n) if n > 0 && n < room) {
+                upstream::drained(&conn.stream);
+            }
             match read {
                 Ok(0) if matches!(self.state, State::Close) => {
                     self.keep_alive = false;

@@ -3,14 +3,14 @@
 //! the response head within the upstream timeout.
 
 use crate::response::{self, ResponseHead};
-use crate::upstream::{Conn, READ_BUF};
+use crate::upstream::{Conn, Readable, READ_BUF};
 use bytes::{Buf, Bytes, BytesMut};
 use http::HeaderMap;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use std::io::{self, Write};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Why an exchange failed.
 #[derive(Debug)]
@@ -108,7 +108,7 @@ async fn with_body(
 
 /// Reads until a final response head is parsed (skipping `1xx` interim
 /// responses other than `101`).
-async fn read_head<R: AsyncRead + Unpin>(
+async fn read_head<R: Readable>(
     reader: &mut R,
     buf: &mut BytesMut,
     head_request: bool,
@@ -125,11 +125,16 @@ async fn read_head<R: AsyncRead + Unpin>(
         if buf.capacity() - buf.len() < 1024 {
             buf.reserve(READ_BUF);
         }
-        if reader.read_buf(buf).await? == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "backend closed the connection before answering",
-            ));
+        let room = buf.capacity() - buf.len();
+        match reader.read_buf(buf).await? {
+            0 => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "backend closed the connection before answering",
+                ))
+            }
+            n if n < room => reader.short_read(),
+            _ => {}
         }
     }
 }

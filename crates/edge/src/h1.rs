@@ -14,6 +14,7 @@ use crate::body::ProxyBody;
 use crate::headers::ClientIp;
 use crate::proxy::EdgeProxy;
 use crate::tls;
+use crate::upstream;
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{request, Method, Request, Response, StatusCode, Uri, Version};
@@ -117,8 +118,10 @@ pub(crate) async fn serve(
             if buf.capacity() - buf.len() < READ_SIZE / 2 {
                 buf.reserve(READ_SIZE);
             }
+            let room = buf.capacity() - buf.len();
             match stream.try_read_buf(&mut buf) {
                 Ok(0) => return Served::Closed,
+                Ok(n) if n < room => upstream::drained(stream),
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(_) => return Served::Closed,

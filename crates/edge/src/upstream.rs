@@ -11,6 +11,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, Interest};
 use tokio::net::TcpStream;
 
 /// Initial read buffer of a request to a backend.
@@ -65,6 +66,39 @@ impl Conn {
         }
     }
 }
+
+/// Marks `stream` not readable after a read that returned less than it
+/// had room for (the socket is drained), so the next read waits for the
+/// reactor instead of first failing with `EAGAIN`: one syscall less per
+/// request on each side. Sound on the proxy's current-thread worker
+/// runtimes: no readiness event is processed between the read and this
+/// call, and data arriving later raises a new (edge-triggered) event.
+pub(crate) fn drained(stream: &TcpStream) {
+    let _ = stream.try_io(Interest::READABLE, || {
+        Err::<(), _>(io::ErrorKind::WouldBlock.into())
+    });
+}
+
+/// The read side of a backend connection (or, in tests, of bytes).
+pub(crate) trait Readable: AsyncRead + Unpin {
+    /// Called after a read returned less than it had room for.
+    fn short_read(&self) {}
+}
+
+impl Readable for TcpStream {
+    fn short_read(&self) {
+        drained(self);
+    }
+}
+
+impl Readable for tokio::net::tcp::ReadHalf<'_> {
+    fn short_read(&self) {
+        drained(self.as_ref());
+    }
+}
+
+#[cfg(test)]
+impl Readable for &[u8] {}
 
 /// How long after its last response a pooled connection is assumed open
 /// for a request that can be replayed.
