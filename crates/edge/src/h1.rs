@@ -128,9 +128,10 @@ pub(crate) async fn serve(
             }
         };
         let head_request = parts.method == Method::HEAD;
-        let res = proxy.answer(parts, None, None, client, false).await;
+        // Boxed: an idle connection's future then stays small (about 1 KiB).
+        let res = Box::pin(proxy.answer(parts, None, None, client, false)).await;
         let close = close || shutdown.is_cancelled();
-        if respond(stream, res, head_request, close).await.is_err() || close {
+        if Box::pin(respond(stream, res, head_request, close)).await.is_err() || close {
             return Served::Closed;
         }
     }
