@@ -15,6 +15,8 @@ use std::task::{ready, Context, Poll};
 /// Read size while streaming a large body.
 const STREAM_READ: usize = 64 * 1024;
 
+// Most bodies are a backend's: boxing it would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum ProxyBody {
     /// A backend's body.
     Upstream(UpstreamBody),

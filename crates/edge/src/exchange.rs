@@ -3,6 +3,7 @@
 //! the response head within the upstream timeout.
 
 use crate::response::{self, ResponseHead};
+use crate::timer;
 use crate::upstream::{Conn, Readable, READ_BUF};
 use bytes::{Buf, Bytes, BytesMut};
 use http::HeaderMap;
@@ -52,11 +53,11 @@ pub(crate) async fn run(
     conn.stream.write_all(head).await.map_err(Failure::NotSent)?;
     conn.buf.reserve(READ_BUF);
     let Some(body) = outgoing.body.take() else {
-        return match tokio::time::timeout(timeout, read_head(&mut conn.stream, &mut conn.buf, head_request))
-            .await
-        {
-            Ok(result) => result.map_err(Failure::Upstream),
-            Err(_) => Err(Failure::Timeout),
+        let deadline = tokio::time::Instant::now() + timeout;
+        return tokio::select! {
+            biased;
+            result = read_head(&mut conn.stream, &mut conn.buf, head_request) => result.map_err(Failure::Upstream),
+            () = timer::expiry(conn.timer.as_mut(), deadline) => Err(Failure::Timeout),
         };
     };
 

@@ -13,6 +13,7 @@
 use crate::body::ProxyBody;
 use crate::headers::ClientIp;
 use crate::proxy::EdgeProxy;
+use crate::timer;
 use crate::tls;
 use crate::upstream;
 use bytes::{Buf, Bytes, BytesMut};
@@ -23,10 +24,10 @@ use std::future::poll_fn;
 use std::io::{self, IoSlice, Write};
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Longest request head served here (longer ones go to hyper).
@@ -37,8 +38,6 @@ const MAX_HEADERS: usize = 64;
 const READ_SIZE: usize = 1024;
 /// Body bytes copied behind the head into one write rather than written apart.
 const COPY_MAX: usize = 16 * 1024;
-/// How late the header timer may be re-armed.
-const TIMER_SLACK: Duration = Duration::from_secs(1);
 
 /// What a connection speaks, once its first bytes have been read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,7 +112,7 @@ pub(crate) async fn serve(
                     }
                 }
                 () = &mut cancelled, if buf.is_empty() => return Served::Closed,
-                () = expiry(timer.as_mut(), deadline) => return Served::Closed,
+                () = timer::expiry(timer.as_mut(), deadline) => return Served::Closed,
             }
             if buf.capacity() - buf.len() < READ_SIZE / 2 {
                 buf.reserve(READ_SIZE);
@@ -134,23 +133,6 @@ pub(crate) async fn serve(
         if Box::pin(respond(stream, res, head_request, close)).await.is_err() || close {
             return Served::Closed;
         }
-    }
-}
-
-/// Waits until `deadline` on `timer`, which is only moved when it is set
-/// later than the deadline or more than [`TIMER_SLACK`] before it (it may
-/// then fire early, and is re-armed).
-async fn expiry(mut timer: Pin<&mut Sleep>, deadline: Instant) {
-    loop {
-        let armed = timer.deadline();
-        if armed > deadline || armed + TIMER_SLACK < deadline {
-            timer.as_mut().reset(deadline);
-        }
-        timer.as_mut().await;
-        if Instant::now() >= deadline {
-            return;
-        }
-        timer.as_mut().reset(deadline);
     }
 }
 

@@ -42,6 +42,7 @@ mod proxy;
 mod response;
 mod routes;
 mod serve;
+mod timer;
 mod tls;
 mod tunnel;
 mod upstream;

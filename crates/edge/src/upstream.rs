@@ -9,10 +9,12 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, Interest};
 use tokio::net::TcpStream;
+use tokio::time::Sleep;
 
 /// Initial read buffer of a request to a backend.
 pub(crate) const READ_BUF: usize = 8 * 1024;
@@ -28,6 +30,8 @@ pub(crate) struct Conn {
     /// the backend in the meantime).
     pub(crate) reused: bool,
     idle_since: Instant,
+    /// The upstream timeout's timer (see [`crate::timer`]).
+    pub(crate) timer: Pin<Box<Sleep>>,
 }
 
 impl Conn {
@@ -44,6 +48,7 @@ impl Conn {
             buf: BytesMut::new(),
             reused: false,
             idle_since: Instant::now(),
+            timer: Box::pin(tokio::time::sleep(limit)),
         })
     }
 
