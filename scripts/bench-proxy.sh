@@ -116,7 +116,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else
 # Metrics on vs off: two standalone edges in front of $UPSTREAM, driven
 # alternately (on, off, then off, on, ...), keep-alive.
 metrics_cost() {
-  local on_port off_port conns round order variant sum_on sum_off
+  local on_port off_port conns round order variant sum_on sum_off ratios
   on_port=$(free_port)
   off_port=$(free_port)
   mkfifo "$WORK/edges.in"
@@ -139,6 +139,7 @@ metrics_cost() {
   for conns in "${CONNS[@]}"; do
     sum_on=0
     sum_off=0
+    ratios=()
     for round in $(seq "$ROUNDS"); do
       order="on off"
       [ $((round % 2)) -eq 0 ] && order="off on"
@@ -149,9 +150,12 @@ metrics_cost() {
       local on=${RPS[metrics-on-$round/$conns/keepalive]} off=${RPS[metrics-off-$round/$conns/keepalive]}
       sum_on=$((sum_on + on))
       sum_off=$((sum_off + off))
+      ratios+=("$(ratio "$off" "$on")")
       printf '%-6s %-6s %12s %12s %9s\n' "$conns" "$round" "$on" "$off" "$(ratio "$off" "$on")"
     done
-    printf '%-6s %-6s %12s %12s %9s\n' "$conns" all "$((sum_on / ROUNDS))" "$((sum_off / ROUNDS))" "$(ratio "$sum_off" "$sum_on")"
+    printf '%-6s %-6s %12s %12s %9s\n' "$conns" mean "$((sum_on / ROUNDS))" "$((sum_off / ROUNDS))" "$(ratio "$sum_off" "$sum_on")"
+    printf '%-6s %-6s %12s %12s %9s\n' "$conns" median '' '' \
+      "$(printf '%s\n' "${ratios[@]}" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : sprintf("%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2) }')"
   done
   echo "(off ÷ on above 1: what collecting the metrics costs; load average after: $(cut -d' ' -f1-3 /proc/loadavg))"
   exec 8>&-
