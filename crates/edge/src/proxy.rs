@@ -135,6 +135,7 @@ impl EdgeProxy {
         client: ClientIp,
         tls: bool,
     ) -> Response<ProxyBody> {
+        crate::serve::answered();
         let Some(host) = request_host(&parts) else {
             return pages::unknown_app(None, None);
         };

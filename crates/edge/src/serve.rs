@@ -15,6 +15,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use std::cell::Cell;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -82,6 +83,7 @@ impl EdgeProxy {
         let protocols = Arc::new(self.protocols());
         let shutdown = shutdown.child_token();
         let connections = TaskTracker::new();
+        let mut trim = Trim::default();
         let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -99,6 +101,7 @@ impl EdgeProxy {
                 },
                 _ = sweep.tick() => {
                     upstream::sweep(self.limits);
+                    trim.tick();
                     continue;
                 }
             };
@@ -126,6 +129,37 @@ impl EdgeProxy {
             .keep_alive_interval(self.config.client_idle_timeout / 2)
             .keep_alive_timeout(self.config.header_read_timeout);
         Protocols { h1, h2 }
+    }
+}
+
+thread_local! {
+    /// Requests this worker thread has answered.
+    static ANSWERED: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Counts a request answered by this worker thread.
+pub(crate) fn answered() {
+    ANSWERED.with(|n| n.set(n.get().wrapping_add(1)));
+}
+
+/// Gives freed memory back to the system once a worker went a whole sweep
+/// interval without answering a request after answering some (a burst of
+/// connections leaves the allocator holding its peak otherwise); never
+/// under steady load, where the memory would be taken again at once.
+#[derive(Debug, Default)]
+struct Trim {
+    last: u64,
+    trimmed_at: u64,
+}
+
+impl Trim {
+    fn tick(&mut self) {
+        let now = ANSWERED.with(Cell::get);
+        if now == self.last && now != self.trimmed_at {
+            upstream::release_memory();
+            self.trimmed_at = now;
+        }
+        self.last = now;
     }
 }
 

@@ -16,8 +16,9 @@ use tokio::io::{AsyncRead, Interest};
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
-/// Initial read buffer of a request to a backend.
-pub(crate) const READ_BUF: usize = 8 * 1024;
+/// Initial read buffer of a request to a backend (most response heads and
+/// small bodies fit; larger bodies are read in larger blocks).
+pub(crate) const READ_BUF: usize = 4 * 1024;
 
 /// One keep-alive HTTP/1.1 connection to a backend.
 #[derive(Debug)]
@@ -166,6 +167,23 @@ pub(crate) fn sweep(limits: PoolLimits) {
             !idle.is_empty()
         });
     });
+}
+
+/// Gives the memory freed since the last call back to the system: after a
+/// burst of connections, the allocator would otherwise keep it (glibc
+/// only returns the top of its heaps by itself).
+pub(crate) fn release_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn malloc_trim(pad: usize) -> std::ffi::c_int;
+        }
+        // SAFETY: glibc's malloc_trim only walks and trims the allocator's
+        // own free lists; it is thread-safe and takes no pointer.
+        unsafe {
+            malloc_trim(0);
+        }
+    }
 }
 
 /// Number of idle connections to `addr` in this thread's pool.
