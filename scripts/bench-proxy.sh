@@ -113,17 +113,24 @@ run() { # run NAME URL CONNS MODE
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "-" }'; }
 
+# CPU time (user, system; clock ticks) of a process.
+cpu_ticks() { awk '{ print $14, $15 }' "/proc/$1/stat"; }
+
 # Metrics on vs off: two standalone edges in front of $UPSTREAM, driven
-# alternately (on, off, then off, on, ...), keep-alive.
+# alternately (on, off, then off, on, ...), keep-alive. Besides req/s, each
+# run's CPU time per request of the edge process (user and system, from
+# /proc; less sensitive to other load on the machine than req/s).
 metrics_cost() {
-  local on_port off_port conns round order variant sum_on sum_off ratios
+  local on_port off_port conns round order variant sum_on sum_off ratios out n u0 s0 u1 s1
   on_port=$(free_port)
   off_port=$(free_port)
   mkfifo "$WORK/edges.in"
   "$TOOL" edge "127.0.0.1:$on_port" bench "$UPSTREAM" on <"$WORK/edges.in" >"$WORK/edge-on.log" 2>&1 &
   EDGE_PIDS+=($!)
+  local on_pid=$!
   "$TOOL" edge "127.0.0.1:$off_port" bench "$UPSTREAM" off <"$WORK/edges.in" >"$WORK/edge-off.log" 2>&1 &
   EDGE_PIDS+=($!)
+  local off_pid=$!
   exec 8>"$WORK/edges.in"
   for port in "$on_port" "$off_port"; do
     for _ in $(seq 50); do
@@ -133,9 +140,11 @@ metrics_cost() {
     curl -sf -H 'Host: bench.localhost' "http://127.0.0.1:$port/" >/dev/null || die "edge on :$port does not answer"
   done
   declare -A url=([on]="http://127.0.0.1:$on_port/" [off]="http://127.0.0.1:$off_port/")
+  declare -A pid=([on]=$on_pid [off]=$off_pid)
+  declare -A rps cpu
   echo
   echo "Edge metrics cost — $(date -u +%Y-%m-%dT%H:%MZ), wrk -t$THREADS -d${DURATION}s keep-alive, upstream $UPSTREAM, load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-  printf '%-6s %-6s %12s %12s %9s\n' conns round 'on req/s' 'off req/s' 'off ÷ on'
+  printf '%-6s %-6s %12s %12s %9s %22s %22s\n' conns round 'on req/s' 'off req/s' 'off ÷ on' 'on CPU µs/req usr+sys' 'off CPU µs/req usr+sys'
   for conns in "${CONNS[@]}"; do
     sum_on=0
     sum_off=0
@@ -145,13 +154,20 @@ metrics_cost() {
       [ $((round % 2)) -eq 0 ] && order="off on"
       for variant in $order; do
         say "metrics $variant: $conns connections, round $round"
-        run "metrics-$variant-$round" "${url[$variant]}" "$conns" keepalive
+        wrk -t"$THREADS" -c"$conns" -d1s -H 'Host: bench.localhost' "${url[$variant]}" >/dev/null 2>&1 || true
+        read -r u0 s0 < <(cpu_ticks "${pid[$variant]}")
+        out=$(wrk -t"$THREADS" -c"$conns" -d"${DURATION}s" -H 'Host: bench.localhost' "${url[$variant]}" 2>&1)
+        read -r u1 s1 < <(cpu_ticks "${pid[$variant]}")
+        n=$(awk '/requests in/ { print $1 }' <<<"$out")
+        rps[$variant]=$(awk '/^Requests\/sec/ { printf "%d", $2 }' <<<"$out")
+        cpu[$variant]=$(awk -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v n="${n:-0}" -v hz="$(getconf CLK_TCK)" \
+          'BEGIN { if (n > 0) printf "%.2f+%.2f", u * 1e6 / hz / n, s * 1e6 / hz / n; else print "-" }')
       done
-      local on=${RPS[metrics-on-$round/$conns/keepalive]} off=${RPS[metrics-off-$round/$conns/keepalive]}
-      sum_on=$((sum_on + on))
-      sum_off=$((sum_off + off))
-      ratios+=("$(ratio "$off" "$on")")
-      printf '%-6s %-6s %12s %12s %9s\n' "$conns" "$round" "$on" "$off" "$(ratio "$off" "$on")"
+      sum_on=$((sum_on + rps[on]))
+      sum_off=$((sum_off + rps[off]))
+      ratios+=("$(ratio "${rps[off]}" "${rps[on]}")")
+      printf '%-6s %-6s %12s %12s %9s %22s %22s\n' "$conns" "$round" "${rps[on]}" "${rps[off]}" \
+        "$(ratio "${rps[off]}" "${rps[on]}")" "${cpu[on]}" "${cpu[off]}"
     done
     printf '%-6s %-6s %12s %12s %9s\n' "$conns" mean "$((sum_on / ROUNDS))" "$((sum_off / ROUNDS))" "$(ratio "$sum_off" "$sum_on")"
     printf '%-6s %-6s %12s %12s %9s\n' "$conns" median '' '' \
