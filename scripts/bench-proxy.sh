@@ -6,7 +6,13 @@
 #
 #   sudo scripts/bench-proxy.sh                  # 8 s per run, 10000 idle connections
 #   sudo DURATION=15 IDLE=20000 scripts/bench-proxy.sh
+#   sudo scripts/bench-proxy.sh local            # no platform: upstream and edge alone, on loopback
 #   sudo scripts/bench-proxy.sh metrics          # only the metrics on/off comparison
+#
+# `local` mode runs the same comparison without Docker or a release build of
+# the platform: the upstream is the bench server on loopback and the edge is
+# the proxy alone (`bench edge`), so its RSS is the proxy's, not the whole
+# server's.
 #
 # Metrics cost: two standalone edges (`bench edge ... on|off`, the same
 # code, traffic metrics collected or not) in front of the same upstream are
@@ -38,7 +44,7 @@ CONNS=(${CONNS:-32 256})
 THREADS=${THREADS:-2}
 ROUNDS=${ROUNDS:-3}
 MODE=${1:-all}
-case "$MODE" in all | metrics) ;; *) echo "usage: $0 [all|metrics]" >&2; exit 2 ;; esac
+case "$MODE" in all | local | metrics) ;; *) echo "usage: $0 [all|local|metrics]" >&2; exit 2 ;; esac
 PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 say() { printf '[bench] %s\n' "$*" >&2; }
@@ -58,7 +64,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   say "installing ${missing[*]}"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-[ "$MODE" = metrics ] || docker info >/dev/null 2>&1 || die "the Docker engine is not running (sudo scripts/setup.sh)"
+[ "$MODE" != all ] || docker info >/dev/null 2>&1 || die "the Docker engine is not running (sudo scripts/setup.sh)"
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- build -----------------------------------------------------------------------
@@ -200,33 +206,48 @@ HAPROXY_PORT=$(free_port)
 CADDY_PORT=$(free_port)
 export EASYDEPLOY_URL=http://127.0.0.1:$API_PORT EASYDEPLOY_DATA_DIR=$WORK/data
 
-say "starting easydeploy server (API :$API_PORT, edge :$EDGE_PORT)"
-"$BIN" server --data-dir "$WORK/data" --api-addr "127.0.0.1:$API_PORT" \
-  --proxy-addr "127.0.0.1:$EDGE_PORT" >"$WORK/server.log" 2>&1 &
-SERVER_PID=$!
-for _ in $(seq 100); do
-  curl -sf "$EASYDEPLOY_URL/healthz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-curl -sf "$EASYDEPLOY_URL/healthz" >/dev/null || die "the server did not start: $(tail -5 "$WORK/server.log")"
+if [ "$MODE" = all ]; then
+  say "starting easydeploy server (API :$API_PORT, edge :$EDGE_PORT)"
+  "$BIN" server --data-dir "$WORK/data" --api-addr "127.0.0.1:$API_PORT" \
+    --proxy-addr "127.0.0.1:$EDGE_PORT" >"$WORK/server.log" 2>&1 &
+  SERVER_PID=$!
+  EDGE_MAIN=$SERVER_PID
+  for _ in $(seq 100); do
+    curl -sf "$EASYDEPLOY_URL/healthz" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  curl -sf "$EASYDEPLOY_URL/healthz" >/dev/null || die "the server did not start: $(tail -5 "$WORK/server.log")"
 
-mkdir -p "$WORK/app"
-cp "$TOOL" "$WORK/app/bench"
-cat >"$WORK/app/Dockerfile" <<'EOF'
+  mkdir -p "$WORK/app"
+  cp "$TOOL" "$WORK/app/bench"
+  cat >"$WORK/app/Dockerfile" <<'EOF'
 FROM scratch
 COPY bench /bench
 EXPOSE 8080
 CMD ["/bench", "upstream", "8080"]
 EOF
-git -C "$WORK/app" init -q -b main
-git -C "$WORK/app" add -A
-git -C "$WORK/app" -c user.name=bench -c user.email=bench@localhost commit -q -m bench
-say "deploying the upstream app"
-"$BIN" deploy "$WORK/app" --name bench >"$WORK/deploy.log" 2>&1 || die "deploy failed: $(cat "$WORK/deploy.log")"
-CONTAINER=$(docker ps -q --filter label=easydeploy.app=bench | head -1)
-UPSTREAM_IP=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$CONTAINER" | awk '{print $1}')
-UPSTREAM=$UPSTREAM_IP:8080
-say "upstream: $UPSTREAM (container ${CONTAINER:0:12})"
+  git -C "$WORK/app" init -q -b main
+  git -C "$WORK/app" add -A
+  git -C "$WORK/app" -c user.name=bench -c user.email=bench@localhost commit -q -m bench
+  say "deploying the upstream app"
+  "$BIN" deploy "$WORK/app" --name bench >"$WORK/deploy.log" 2>&1 || die "deploy failed: $(cat "$WORK/deploy.log")"
+  CONTAINER=$(docker ps -q --filter label=easydeploy.app=bench | head -1)
+  UPSTREAM_IP=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$CONTAINER" | awk '{print $1}')
+  UPSTREAM=$UPSTREAM_IP:8080
+  say "upstream: $UPSTREAM (container ${CONTAINER:0:12})"
+else
+  UPSTREAM_PORT=$(free_port)
+  "$TOOL" upstream "$UPSTREAM_PORT" >"$WORK/upstream.log" 2>&1 &
+  EDGE_PIDS+=($!)
+  UPSTREAM=127.0.0.1:$UPSTREAM_PORT
+  mkfifo "$WORK/edge.in"
+  "$TOOL" edge "127.0.0.1:$EDGE_PORT" bench "$UPSTREAM" on <"$WORK/edge.in" >"$WORK/edge.log" 2>&1 &
+  EDGE_MAIN=$!
+  EDGE_PIDS+=($EDGE_MAIN)
+  exec 5>"$WORK/edge.in"
+  sleep 0.5
+  say "upstream: $UPSTREAM (bench server on loopback), edge alone on :$EDGE_PORT"
+fi
 
 # --- peers -------------------------------------------------------------------------
 cat >"$WORK/nginx.conf" <<EOF
@@ -296,7 +317,7 @@ sleep 1
 
 NAMES=(edge nginx haproxy caddy)
 declare -A PORT=([edge]=$EDGE_PORT [nginx]=$NGINX_PORT [haproxy]=$HAPROXY_PORT [caddy]=$CADDY_PORT)
-declare -A MAIN=([edge]=$SERVER_PID [nginx]=$(cat "$WORK/nginx.pid") [haproxy]=$(cat "$WORK/haproxy.pid") [caddy]=$(cat "$WORK/caddy.pid"))
+declare -A MAIN=([edge]=$EDGE_MAIN [nginx]=$(cat "$WORK/nginx.pid") [haproxy]=$(cat "$WORK/haproxy.pid") [caddy]=$(cat "$WORK/caddy.pid"))
 
 # Processes of a proxy: its main process and its children (nginx workers).
 pids_of() { echo "${MAIN[$1]}" $(pgrep -P "${MAIN[$1]}" 2>/dev/null || true); }
@@ -354,7 +375,7 @@ done
 
 # --- report ------------------------------------------------------------------------------
 echo
-echo "Edge proxy benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, wrk -t$THREADS -d${DURATION}s, upstream $UPSTREAM (deployed app)"
+echo "Edge proxy benchmark ($MODE) — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, wrk -t$THREADS -d${DURATION}s, upstream $UPSTREAM"
 echo "load average at the start: $LOAD_START, now: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "versions: $(nginx -v 2>&1 | sed 's/.*: //'), $(haproxy -v | head -1 | awk '{print "HAProxy", $3}'), caddy $(caddy version | awk '{print $1}'), easydeploy release build"
 echo
@@ -385,6 +406,10 @@ for name in "${NAMES[@]}"; do
   printf '%-8s %16s %22s %14s\n' "$name" "$(mib "${PEAK[$name]}")" \
     "$(mib "${IDLE_RSS[$name]}") (+$(mib $((IDLE_RSS[$name] - BASE_RSS[$name]))))" "${OPEN[$name]:-0}"
 done
-echo "(edge = the whole easydeploy server process: API, engine and proxy; nginx = master + workers)"
+if [ "$MODE" = all ]; then
+  echo "(edge = the whole easydeploy server process: API, engine and proxy; nginx = master + workers)"
+else
+  echo "(edge = the proxy alone, bench edge; nginx = master + workers)"
+fi
 
 metrics_cost
