@@ -1,14 +1,16 @@
 //! Traffic figures of apps and replicas. Counters are sharded per worker
-//! thread (each shard on its own cache lines, updated with relaxed atomics)
-//! and summed when read: recording a request takes no lock, allocates
-//! nothing and writes no cache line another worker writes.
+//! thread (each shard on its own cache lines) and summed when read:
+//! recording a request takes no lock, allocates nothing and writes no cache
+//! line another worker writes. A worker owns its shard, so it updates it
+//! with plain relaxed loads and stores (no locked instruction); any other
+//! thread shares one extra shard, updated with atomic additions.
 
 use crate::routes::{InFlight, Pool};
 use easydeploy_core::ports::{TrafficFigures, LATENCY_BUCKETS_MS};
 use http::StatusCode;
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Latency buckets: one per bound, then the unbounded one.
@@ -38,43 +40,31 @@ struct Shard {
     latency: [AtomicU64; BUCKETS],
 }
 
-/// Counters of one app or one replica.
+/// Counters of one app or one replica: one shard per worker, then the
+/// shared one.
 #[derive(Debug)]
 pub(crate) struct Traffic {
     shards: Box<[Shard]>,
 }
 
-impl Default for Traffic {
-    fn default() -> Self {
-        Self {
-            shards: (0..shard_count()).map(|_| Shard::default()).collect(),
-        }
-    }
-}
-
 thread_local! {
-    static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
+    /// The worker index of this thread (`usize::MAX`: not a worker).
+    static WORKER: Cell<usize> = const { Cell::new(usize::MAX) };
 }
 
-fn shard_count() -> usize {
-    static COUNT: OnceLock<usize> = OnceLock::new();
-    *COUNT.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-}
-
-/// Gives the calling thread its own shard (worker `index`).
+/// Makes the calling thread worker `index` (0-based, unique in its proxy):
+/// the only writer of shard `index` of the proxy's counters.
 pub(crate) fn pin_thread(index: usize) {
-    SHARD.with(|s| s.set(index % shard_count()));
+    WORKER.with(|w| w.set(index));
 }
 
-/// The calling thread's shard; threads not pinned take the next one.
-fn shard_index() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    SHARD.with(|s| {
-        if s.get() == usize::MAX {
-            s.set(NEXT.fetch_add(1, Relaxed) % shard_count());
-        }
-        s.get()
-    })
+/// Adds `n` to a counter of a shard; `owned`: only this thread writes it.
+fn add(counter: &AtomicU64, n: u64, owned: bool) {
+    if owned {
+        counter.store(counter.load(Relaxed).wrapping_add(n), Relaxed);
+    } else {
+        counter.fetch_add(n, Relaxed);
+    }
 }
 
 /// What one finished request adds to the figures.
@@ -88,36 +78,49 @@ struct Outcome {
 }
 
 impl Traffic {
-    fn shard(&self) -> &Shard {
-        &self.shards[shard_index() % self.shards.len()]
+    /// Counters for a proxy with `workers` worker threads.
+    pub(crate) fn new(workers: usize) -> Self {
+        Self {
+            shards: (0..=workers).map(|_| Shard::default()).collect(),
+        }
+    }
+
+    /// The calling thread's shard, and whether it owns it.
+    fn shard(&self) -> (&Shard, bool) {
+        let shared = self.shards.len() - 1;
+        match WORKER.with(Cell::get) {
+            i if i < shared => (&self.shards[i], true),
+            _ => (&self.shards[shared], false),
+        }
     }
 
     fn begin(&self) {
-        self.shard().requests.fetch_add(1, Relaxed);
+        let (s, owned) = self.shard();
+        add(&s.requests, 1, owned);
     }
 
     /// Records a finished request; `count_request`: also count it as received.
     fn end(&self, o: Outcome, count_request: bool) {
-        let s = self.shard();
+        let (s, owned) = self.shard();
         if count_request {
-            s.requests.fetch_add(1, Relaxed);
+            add(&s.requests, 1, owned);
         }
-        s.finished.fetch_add(1, Relaxed);
+        add(&s.finished, 1, owned);
         if o.bytes_in > 0 {
-            s.bytes_in.fetch_add(o.bytes_in, Relaxed);
+            add(&s.bytes_in, o.bytes_in, owned);
         }
         if o.bytes_out > 0 {
-            s.bytes_out.fetch_add(o.bytes_out, Relaxed);
+            add(&s.bytes_out, o.bytes_out, owned);
         }
         if o.status == 0 {
             return;
         }
         if let Some(class) = (o.status / 100).checked_sub(2).filter(|c| *c < 4) {
-            s.responses[usize::from(class)].fetch_add(1, Relaxed);
+            add(&s.responses[usize::from(class)], 1, owned);
         }
         let bucket = BOUNDS_US.partition_point(|&bound| bound < o.latency_us);
-        s.latency[bucket].fetch_add(1, Relaxed);
-        s.latency_sum_us.fetch_add(o.latency_us, Relaxed);
+        add(&s.latency[bucket], 1, owned);
+        add(&s.latency_sum_us, o.latency_us, owned);
     }
 
     /// The sum over all shards. `in_flight`: the count to report, or
@@ -222,7 +225,7 @@ mod tests {
 
     #[test]
     fn figures_sum_shards_and_bucket_latencies() {
-        let t = Traffic::default();
+        let t = Traffic::new(2);
         t.begin();
         t.begin();
         let ok = Outcome {

@@ -96,7 +96,7 @@ impl EdgeProxy {
         Ok(Arc::new(Self {
             config,
             domain,
-            routes: Routes::default(),
+            routes: Routes::new(threads),
             limits,
             tls,
             threads,

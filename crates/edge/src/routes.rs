@@ -23,12 +23,12 @@ pub(crate) struct Backend {
 }
 
 impl Backend {
-    fn new(addr: SocketAddr) -> Arc<Self> {
+    fn new(addr: SocketAddr, workers: usize) -> Arc<Self> {
         Arc::new(Self {
             addr,
             in_flight: AtomicUsize::new(0),
             healthy: AtomicBool::new(true),
-            traffic: Traffic::default(),
+            traffic: Traffic::new(workers),
         })
     }
 
@@ -146,6 +146,8 @@ impl Retired {
 /// that also keeps backends taken out of rotation while they drain.
 #[derive(Debug, Default)]
 pub(crate) struct Routes {
+    /// Worker threads of the proxy (shards of the traffic counters).
+    workers: usize,
     table: ArcSwap<Table>,
     /// Backends no longer routed to, kept so `in_flight` can see them drain
     /// and their last figures can be read.
@@ -153,6 +155,14 @@ pub(crate) struct Routes {
 }
 
 impl Routes {
+    /// An empty table for a proxy with `workers` worker threads.
+    pub(crate) fn new(workers: usize) -> Self {
+        Self {
+            workers,
+            ..Self::default()
+        }
+    }
+
     pub(crate) fn pool(&self, app: &str) -> Option<Arc<Pool>> {
         self.table.load().get(app).cloned()
     }
@@ -199,7 +209,7 @@ impl Routes {
                         .position(|r| r.app == app && r.backend.addr == addr)?;
                     Some(retired.swap_remove(i).backend)
                 })
-                .unwrap_or_else(|| Backend::new(addr));
+                .unwrap_or_else(|| Backend::new(addr, self.workers));
             backends.push(backend);
         }
         if let Some(old) = old {
@@ -212,7 +222,7 @@ impl Routes {
         let pool = Pool {
             backends,
             cursor: AtomicUsize::new(0),
-            traffic: old.map(|p| p.traffic.clone()).unwrap_or_default(),
+            traffic: old.map_or_else(|| Arc::new(Traffic::new(self.workers)), |p| p.traffic.clone()),
         };
         let mut table = Table::clone(&current);
         table.insert(app.to_owned(), Arc::new(pool));
@@ -261,7 +271,7 @@ mod tests {
 
     #[test]
     fn set_backends_keeps_counters_of_kept_addresses() {
-        let routes = Routes::default();
+        let routes = Routes::new(1);
         routes.set("a", vec![addr(1), addr(2), addr(1)]);
         let pool = routes.pool("a").unwrap();
         assert_eq!(pool.backends.len(), 2);
@@ -281,7 +291,7 @@ mod tests {
 
     #[test]
     fn removed_backends_stay_visible_while_draining() {
-        let routes = Routes::default();
+        let routes = Routes::new(1);
         routes.set("a", vec![addr(1)]);
         let guard = routes.pool("a").unwrap().backends[0].begin();
         routes.remove("a");
@@ -307,7 +317,7 @@ mod tests {
 
     #[test]
     fn rotation_is_round_robin() {
-        let routes = Routes::default();
+        let routes = Routes::new(1);
         routes.set("a", vec![addr(1), addr(2), addr(3)]);
         let pool = routes.pool("a").unwrap();
         let firsts: Vec<u16> = (0..4)
