@@ -6,6 +6,22 @@
 #
 #   sudo scripts/bench-proxy.sh                  # 8 s per run, 10000 idle connections
 #   sudo DURATION=15 IDLE=20000 scripts/bench-proxy.sh
+#   sudo scripts/bench-proxy.sh local            # no platform: upstream and edge alone, on loopback
+#   sudo scripts/bench-proxy.sh metrics          # only the metrics on/off comparison
+#
+# `local` mode runs the same comparison without Docker or a release build of
+# the platform: the upstream is the bench server on loopback and the edge is
+# the proxy alone (`bench edge`), so its RSS is the proxy's, not the whole
+# server's.
+#
+# Metrics cost: two standalone edges (`bench edge ... on|off`, the same
+# code, traffic metrics collected or not) in front of the same upstream are
+# driven alternately with the same wrk settings, ROUNDS times (default 3),
+# keep-alive, at each CONNS; the script prints each run's req/s and the
+# ratio off ÷ on. `metrics` mode skips the platform and the peers: its
+# upstream is the bench server run on loopback (no Docker, no release build
+# of the platform); the full run does the same comparison after the peers,
+# against the deployed upstream.
 #
 # Builds the platform in release mode (cold: ~15 min on 2 cores) and the
 # upstream as a static binary; installs nginx-light, haproxy, caddy and wrk
@@ -26,6 +42,9 @@ DURATION=${DURATION:-8}
 IDLE=${IDLE:-10000}
 CONNS=(${CONNS:-32 256})
 THREADS=${THREADS:-2}
+ROUNDS=${ROUNDS:-3}
+MODE=${1:-all}
+case "$MODE" in all | local | metrics) ;; *) echo "usage: $0 [all|local|metrics]" >&2; exit 2 ;; esac
 PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 say() { printf '[bench] %s\n' "$*" >&2; }
@@ -36,19 +55,24 @@ die() {
 
 [ "$(id -u)" -eq 0 ] || die "run as root (it starts proxies, reads /proc of their processes and uses Docker)"
 missing=()
-for tool in nginx:nginx-light haproxy:haproxy caddy:caddy wrk:wrk; do
+TOOLS=(nginx:nginx-light haproxy:haproxy caddy:caddy wrk:wrk)
+[ "$MODE" = metrics ] && TOOLS=(wrk:wrk)
+for tool in "${TOOLS[@]}"; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing ${missing[*]}"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-docker info >/dev/null 2>&1 || die "the Docker engine is not running (sudo scripts/setup.sh)"
+[ "$MODE" != all ] || docker info >/dev/null 2>&1 || die "the Docker engine is not running (sudo scripts/setup.sh)"
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- build -----------------------------------------------------------------------
 TARGET=$(cargo metadata --no-deps --format-version 1 | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-say "building easydeploy (release) into $TARGET"
-cargo build --release -q -p easydeploy
+if [ "$MODE" = all ]; then
+  say "building easydeploy (release) into $TARGET"
+  cargo build --release -q -p easydeploy
+fi
 BIN=$TARGET/release/easydeploy
 TRIPLE=$(rustc -vV | sed -n 's/^host: //p')
 say "building the static upstream"
@@ -56,25 +80,16 @@ RUSTFLAGS="-C target-feature=+crt-static" cargo build --release -q -p easydeploy
   --example bench --target "$TRIPLE" --target-dir "$TARGET/bench-static"
 TOOL=$TARGET/bench-static/$TRIPLE/release/examples/bench
 
-# --- platform and app ----------------------------------------------------------------
 WORK=$(mktemp -d /tmp/easydeploy-bench.XXXXXX)
-# Each idle client connection holds a descriptor in the client and in the proxy.
-ulimit -n "$(ulimit -Hn)"
-NOFILE=$(ulimit -n)
-[ "$NOFILE" -gt $((IDLE + 2000)) ] || die "open files limit $NOFILE is too low for IDLE=$IDLE"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-API_PORT=$(free_port)
-EDGE_PORT=$(free_port)
-NGINX_PORT=$(free_port)
-HAPROXY_PORT=$(free_port)
-CADDY_PORT=$(free_port)
-export EASYDEPLOY_URL=http://127.0.0.1:$API_PORT EASYDEPLOY_DATA_DIR=$WORK/data
 SERVER_PID=""
 PIDFILES=()
 IDLE_PIDS=()
+EDGE_PIDS=()
 
 cleanup() {
-  for pid in "${IDLE_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  exec 8>&- 2>/dev/null || true
+  for pid in "${EDGE_PIDS[@]}" "${IDLE_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for file in "${PIDFILES[@]}"; do
     [ -s "$file" ] && kill "$(cat "$file")" 2>/dev/null || true
   done
@@ -87,33 +102,152 @@ cleanup() {
 }
 trap cleanup EXIT
 
-say "starting easydeploy server (API :$API_PORT, edge :$EDGE_PORT)"
-"$BIN" server --data-dir "$WORK/data" --api-addr "127.0.0.1:$API_PORT" \
-  --proxy-addr "127.0.0.1:$EDGE_PORT" >"$WORK/server.log" 2>&1 &
-SERVER_PID=$!
-for _ in $(seq 100); do
-  curl -sf "$EASYDEPLOY_URL/healthz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-curl -sf "$EASYDEPLOY_URL/healthz" >/dev/null || die "the server did not start: $(tail -5 "$WORK/server.log")"
+# --- wrk ---------------------------------------------------------------------------
+to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n *= 1; else if (v ~ /s$/) n *= 1000; printf "%.2f", n }'; }
+declare -A RPS P50 P99 ERR
+run() { # run NAME URL CONNS MODE
+  local name=$1 url=$2 conns=$3 mode=$4 extra=() out
+  [ "$mode" = close ] && extra=(-H 'Connection: close')
+  wrk -t"$THREADS" -c"$conns" -d1s -H 'Host: bench.localhost' "${extra[@]}" "$url" >/dev/null 2>&1 || true
+  out=$(wrk -t"$THREADS" -c"$conns" -d"${DURATION}s" --latency -H 'Host: bench.localhost' "${extra[@]}" "$url" 2>&1)
+  local key="$name/$conns/$mode"
+  RPS[$key]=$(awk '/^Requests\/sec/ { printf "%d", $2 }' <<<"$out")
+  P50[$key]=$(to_ms "$(awk '$1 == "50%" { print $2 }' <<<"$out")")
+  P99[$key]=$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
+  ERR[$key]=$(awk '/Socket errors/ { gsub(",", ""); e += $4 + $6 + $8 + $10 } /Non-2xx/ { e += $NF } END { print e + 0 }' <<<"$out")
+}
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "-" }'; }
 
-mkdir -p "$WORK/app"
-cp "$TOOL" "$WORK/app/bench"
-cat >"$WORK/app/Dockerfile" <<'EOF'
+# CPU time (user, system; clock ticks) of a process.
+cpu_ticks() { awk '{ print $14, $15 }' "/proc/$1/stat"; }
+
+# Metrics on vs off: two standalone edges in front of $UPSTREAM, driven
+# alternately (on, off, then off, on, ...), keep-alive. Besides req/s, each
+# run's CPU time per request of the edge process (user and system, from
+# /proc; less sensitive to other load on the machine than req/s).
+metrics_cost() {
+  local on_port off_port conns round order variant sum_on sum_off ratios out n u0 s0 u1 s1
+  on_port=$(free_port)
+  off_port=$(free_port)
+  mkfifo "$WORK/edges.in"
+  "$TOOL" edge "127.0.0.1:$on_port" bench "$UPSTREAM" on <"$WORK/edges.in" >"$WORK/edge-on.log" 2>&1 &
+  EDGE_PIDS+=($!)
+  local on_pid=$!
+  "$TOOL" edge "127.0.0.1:$off_port" bench "$UPSTREAM" off <"$WORK/edges.in" >"$WORK/edge-off.log" 2>&1 &
+  EDGE_PIDS+=($!)
+  local off_pid=$!
+  exec 8>"$WORK/edges.in"
+  for port in "$on_port" "$off_port"; do
+    for _ in $(seq 50); do
+      curl -sf -H 'Host: bench.localhost' "http://127.0.0.1:$port/" >/dev/null 2>&1 && break
+      sleep 0.1
+    done
+    curl -sf -H 'Host: bench.localhost' "http://127.0.0.1:$port/" >/dev/null || die "edge on :$port does not answer"
+  done
+  declare -A url=([on]="http://127.0.0.1:$on_port/" [off]="http://127.0.0.1:$off_port/")
+  declare -A pid=([on]=$on_pid [off]=$off_pid)
+  declare -A rps cpu
+  echo
+  echo "Edge metrics cost — $(date -u +%Y-%m-%dT%H:%MZ), wrk -t$THREADS -d${DURATION}s keep-alive, upstream $UPSTREAM, load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  printf '%-6s %-6s %12s %12s %9s %22s %22s\n' conns round 'on req/s' 'off req/s' 'off ÷ on' 'on CPU µs/req usr+sys' 'off CPU µs/req usr+sys'
+  for conns in "${CONNS[@]}"; do
+    sum_on=0
+    sum_off=0
+    ratios=()
+    for round in $(seq "$ROUNDS"); do
+      order="on off"
+      [ $((round % 2)) -eq 0 ] && order="off on"
+      for variant in $order; do
+        say "metrics $variant: $conns connections, round $round"
+        wrk -t"$THREADS" -c"$conns" -d1s -H 'Host: bench.localhost' "${url[$variant]}" >/dev/null 2>&1 || true
+        read -r u0 s0 < <(cpu_ticks "${pid[$variant]}")
+        out=$(wrk -t"$THREADS" -c"$conns" -d"${DURATION}s" -H 'Host: bench.localhost' "${url[$variant]}" 2>&1)
+        read -r u1 s1 < <(cpu_ticks "${pid[$variant]}")
+        n=$(awk '/requests in/ { print $1 }' <<<"$out")
+        rps[$variant]=$(awk '/^Requests\/sec/ { printf "%d", $2 }' <<<"$out")
+        cpu[$variant]=$(awk -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v n="${n:-0}" -v hz="$(getconf CLK_TCK)" \
+          'BEGIN { if (n > 0) printf "%.2f+%.2f", u * 1e6 / hz / n, s * 1e6 / hz / n; else print "-" }')
+      done
+      sum_on=$((sum_on + rps[on]))
+      sum_off=$((sum_off + rps[off]))
+      ratios+=("$(ratio "${rps[off]}" "${rps[on]}")")
+      printf '%-6s %-6s %12s %12s %9s %22s %22s\n' "$conns" "$round" "${rps[on]}" "${rps[off]}" \
+        "$(ratio "${rps[off]}" "${rps[on]}")" "${cpu[on]}" "${cpu[off]}"
+    done
+    printf '%-6s %-6s %12s %12s %9s\n' "$conns" mean "$((sum_on / ROUNDS))" "$((sum_off / ROUNDS))" "$(ratio "$sum_off" "$sum_on")"
+    printf '%-6s %-6s %12s %12s %9s\n' "$conns" median '' '' \
+      "$(printf '%s\n' "${ratios[@]}" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : sprintf("%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2) }')"
+  done
+  echo "(off ÷ on above 1: what collecting the metrics costs; load average after: $(cut -d' ' -f1-3 /proc/loadavg))"
+  exec 8>&-
+}
+
+if [ "$MODE" = metrics ]; then
+  ulimit -n "$(ulimit -Hn)"
+  UPSTREAM_PORT=$(free_port)
+  "$TOOL" upstream "$UPSTREAM_PORT" >"$WORK/upstream.log" 2>&1 &
+  EDGE_PIDS+=($!)
+  UPSTREAM=127.0.0.1:$UPSTREAM_PORT
+  sleep 0.5
+  metrics_cost
+  exit 0
+fi
+
+# --- platform and app ----------------------------------------------------------------
+# Each idle client connection holds a descriptor in the client and in the proxy.
+ulimit -n "$(ulimit -Hn)"
+NOFILE=$(ulimit -n)
+[ "$NOFILE" -gt $((IDLE + 2000)) ] || die "open files limit $NOFILE is too low for IDLE=$IDLE"
+API_PORT=$(free_port)
+EDGE_PORT=$(free_port)
+NGINX_PORT=$(free_port)
+HAPROXY_PORT=$(free_port)
+CADDY_PORT=$(free_port)
+export EASYDEPLOY_URL=http://127.0.0.1:$API_PORT EASYDEPLOY_DATA_DIR=$WORK/data
+
+if [ "$MODE" = all ]; then
+  say "starting easydeploy server (API :$API_PORT, edge :$EDGE_PORT)"
+  "$BIN" server --data-dir "$WORK/data" --api-addr "127.0.0.1:$API_PORT" \
+    --proxy-addr "127.0.0.1:$EDGE_PORT" >"$WORK/server.log" 2>&1 &
+  SERVER_PID=$!
+  EDGE_MAIN=$SERVER_PID
+  for _ in $(seq 100); do
+    curl -sf "$EASYDEPLOY_URL/healthz" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  curl -sf "$EASYDEPLOY_URL/healthz" >/dev/null || die "the server did not start: $(tail -5 "$WORK/server.log")"
+
+  mkdir -p "$WORK/app"
+  cp "$TOOL" "$WORK/app/bench"
+  cat >"$WORK/app/Dockerfile" <<'EOF'
 FROM scratch
 COPY bench /bench
 EXPOSE 8080
 CMD ["/bench", "upstream", "8080"]
 EOF
-git -C "$WORK/app" init -q -b main
-git -C "$WORK/app" add -A
-git -C "$WORK/app" -c user.name=bench -c user.email=bench@localhost commit -q -m bench
-say "deploying the upstream app"
-"$BIN" deploy "$WORK/app" --name bench >"$WORK/deploy.log" 2>&1 || die "deploy failed: $(cat "$WORK/deploy.log")"
-CONTAINER=$(docker ps -q --filter label=easydeploy.app=bench | head -1)
-UPSTREAM_IP=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$CONTAINER" | awk '{print $1}')
-UPSTREAM=$UPSTREAM_IP:8080
-say "upstream: $UPSTREAM (container ${CONTAINER:0:12})"
+  git -C "$WORK/app" init -q -b main
+  git -C "$WORK/app" add -A
+  git -C "$WORK/app" -c user.name=bench -c user.email=bench@localhost commit -q -m bench
+  say "deploying the upstream app"
+  "$BIN" deploy "$WORK/app" --name bench >"$WORK/deploy.log" 2>&1 || die "deploy failed: $(cat "$WORK/deploy.log")"
+  CONTAINER=$(docker ps -q --filter label=easydeploy.app=bench | head -1)
+  UPSTREAM_IP=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$CONTAINER" | awk '{print $1}')
+  UPSTREAM=$UPSTREAM_IP:8080
+  say "upstream: $UPSTREAM (container ${CONTAINER:0:12})"
+else
+  UPSTREAM_PORT=$(free_port)
+  "$TOOL" upstream "$UPSTREAM_PORT" >"$WORK/upstream.log" 2>&1 &
+  EDGE_PIDS+=($!)
+  UPSTREAM=127.0.0.1:$UPSTREAM_PORT
+  mkfifo "$WORK/edge.in"
+  "$TOOL" edge "127.0.0.1:$EDGE_PORT" bench "$UPSTREAM" on <"$WORK/edge.in" >"$WORK/edge.log" 2>&1 &
+  EDGE_MAIN=$!
+  EDGE_PIDS+=($EDGE_MAIN)
+  exec 5>"$WORK/edge.in"
+  sleep 0.5
+  say "upstream: $UPSTREAM (bench server on loopback), edge alone on :$EDGE_PORT"
+fi
 
 # --- peers -------------------------------------------------------------------------
 cat >"$WORK/nginx.conf" <<EOF
@@ -183,7 +317,7 @@ sleep 1
 
 NAMES=(edge nginx haproxy caddy)
 declare -A PORT=([edge]=$EDGE_PORT [nginx]=$NGINX_PORT [haproxy]=$HAPROXY_PORT [caddy]=$CADDY_PORT)
-declare -A MAIN=([edge]=$SERVER_PID [nginx]=$(cat "$WORK/nginx.pid") [haproxy]=$(cat "$WORK/haproxy.pid") [caddy]=$(cat "$WORK/caddy.pid"))
+declare -A MAIN=([edge]=$EDGE_MAIN [nginx]=$(cat "$WORK/nginx.pid") [haproxy]=$(cat "$WORK/haproxy.pid") [caddy]=$(cat "$WORK/caddy.pid"))
 
 # Processes of a proxy: its main process and its children (nginx workers).
 pids_of() { echo "${MAIN[$1]}" $(pgrep -P "${MAIN[$1]}" 2>/dev/null || true); }
@@ -202,20 +336,6 @@ for name in "${NAMES[@]}"; do
 done
 
 # --- throughput and latency --------------------------------------------------------------
-to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n *= 1; else if (v ~ /s$/) n *= 1000; printf "%.2f", n }'; }
-declare -A RPS P50 P99 ERR
-run() { # run NAME URL CONNS MODE
-  local name=$1 url=$2 conns=$3 mode=$4 extra=() out
-  [ "$mode" = close ] && extra=(-H 'Connection: close')
-  wrk -t"$THREADS" -c"$conns" -d1s -H 'Host: bench.localhost' "${extra[@]}" "$url" >/dev/null 2>&1 || true
-  out=$(wrk -t"$THREADS" -c"$conns" -d"${DURATION}s" --latency -H 'Host: bench.localhost' "${extra[@]}" "$url" 2>&1)
-  local key="$name/$conns/$mode"
-  RPS[$key]=$(awk '/^Requests\/sec/ { printf "%d", $2 }' <<<"$out")
-  P50[$key]=$(to_ms "$(awk '$1 == "50%" { print $2 }' <<<"$out")")
-  P99[$key]=$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
-  ERR[$key]=$(awk '/Socket errors/ { gsub(",", ""); e += $4 + $6 + $8 + $10 } /Non-2xx/ { e += $NF } END { print e + 0 }' <<<"$out")
-}
-
 for name in "${NAMES[@]}"; do
   for pid in $(pids_of "$name"); do echo 5 >"/proc/$pid/clear_refs" 2>/dev/null || true; done
 done
@@ -254,10 +374,9 @@ for name in "${NAMES[@]}"; do
 done
 
 # --- report ------------------------------------------------------------------------------
-mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 echo
-echo "Edge proxy benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, wrk -t$THREADS -d${DURATION}s, upstream $UPSTREAM (deployed app)"
+echo "Edge proxy benchmark ($MODE) — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, wrk -t$THREADS -d${DURATION}s, upstream $UPSTREAM"
+echo "load average at the start: $LOAD_START, now: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "versions: $(nginx -v 2>&1 | sed 's/.*: //'), $(haproxy -v | head -1 | awk '{print "HAProxy", $3}'), caddy $(caddy version | awk '{print $1}'), easydeploy release build"
 echo
 printf '%-8s %-6s %-10s %10s %9s %9s %8s\n' proxy conns mode 'req/s' 'p50 ms' 'p99 ms' errors
@@ -287,4 +406,10 @@ for name in "${NAMES[@]}"; do
   printf '%-8s %16s %22s %14s\n' "$name" "$(mib "${PEAK[$name]}")" \
     "$(mib "${IDLE_RSS[$name]}") (+$(mib $((IDLE_RSS[$name] - BASE_RSS[$name]))))" "${OPEN[$name]:-0}"
 done
-echo "(edge = the whole easydeploy server process: API, engine and proxy; nginx = master + workers)"
+if [ "$MODE" = all ]; then
+  echo "(edge = the whole easydeploy server process: API, engine and proxy; nginx = master + workers)"
+else
+  echo "(edge = the proxy alone, bench edge; nginx = master + workers)"
+fi
+
+metrics_cost

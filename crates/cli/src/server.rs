@@ -119,21 +119,6 @@ pub struct ServerConfig {
     pub aws: crate::aws::AwsServerArgs,
 }
 
-/// The edge proxy's request counters, as the autoscaler reads them.
-struct EdgeLoad(Arc<EdgeProxy>);
-
-impl easydeploy_core::ports::LoadMetrics for EdgeLoad {
-    fn requests_total(&self, app: &str) -> Option<u64> {
-        self.0.app_stats(app).map(|s| s.requests)
-    }
-
-    fn responses_by_class(&self, app: &str) -> Option<[u64; 4]> {
-        self.0
-            .app_stats(app)
-            .map(|s| [s.responses_2xx, s.responses_3xx, s.responses_4xx, s.responses_5xx])
-    }
-}
-
 /// A started server.
 pub struct RunningServer {
     /// Where the API listens.
@@ -218,8 +203,10 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     engine_config.metrics_interval = Duration::from_secs(config.metrics_interval.max(1));
     let engine = Engine::new(store, backends, engine_config);
     // On AWS the ALB serves the apps: their traffic comes from CloudWatch.
-    let load: Arc<dyn easydeploy_core::ports::LoadMetrics> =
-        aws_load.unwrap_or_else(|| Arc::new(EdgeLoad(edge.clone())));
+    let load: Arc<dyn easydeploy_core::ports::LoadMetrics> = match aws_load {
+        Some(load) => load,
+        None => edge.clone(),
+    };
     engine.set_load_metrics(Arc::clone(&load));
 
     let proxy_listener = tokio::net::TcpListener::bind(config.proxy_addr)

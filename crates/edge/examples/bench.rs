@@ -7,8 +7,10 @@
 //! - `bench idle ADDR HOST N` — opens N client connections to ADDR, sends
 //!   one `GET /` with `Host: HOST` on each, reads the answers, prints
 //!   `ready N` and keeps them open (idle) until stdin closes.
-//! - `bench edge LISTEN APP BACKEND` — the edge proxy alone, routing
-//!   `APP.localhost` to BACKEND (for profiling without the platform).
+//! - `bench edge LISTEN APP BACKEND [on|off]` — the edge proxy alone,
+//!   routing `APP.localhost` to BACKEND, with traffic metrics on (default)
+//!   or off, until stdin closes (for profiling without the platform, and
+//!   for measuring the cost of the metrics).
 
 use std::io::{BufRead, Read as _};
 use std::net::SocketAddr;
@@ -25,13 +27,14 @@ fn main() {
     match args.as_slice() {
         ["upstream", port] => upstream(port.parse().expect("PORT")),
         ["idle", addr, host, n] => idle(addr.parse().expect("ADDR"), host, n.parse().expect("N")),
-        ["edge", listen, app, backend] => edge(
+        ["edge", listen, app, backend, metrics @ ..] => edge(
             listen.parse().expect("LISTEN"),
             app,
             backend.parse().expect("BACKEND"),
+            metrics.first() != Some(&"off"),
         ),
         _ => {
-            eprintln!("usage: bench upstream PORT | idle ADDR HOST N | edge LISTEN APP BACKEND");
+            eprintln!("usage: bench upstream PORT | idle ADDR HOST N | edge LISTEN APP BACKEND [on|off]");
             std::process::exit(2);
         }
     }
@@ -41,13 +44,14 @@ fn main() {
 fn upstream(port: u16) {
     let listener = std::net::TcpListener::bind(("0.0.0.0", port)).expect("bind");
     listener.set_nonblocking(true).unwrap();
-    let response = Arc::new(
+    let answer = |extra: &str| {
         format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{PAGE}",
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n{extra}\r\n{PAGE}",
             PAGE.len()
         )
-        .into_bytes(),
-    );
+        .into_bytes()
+    };
+    let response = Arc::new([answer(""), answer("connection: close\r\n")]);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads: Vec<_> = (0..cores)
         .map(|_| {
@@ -77,7 +81,10 @@ fn upstream(port: u16) {
 }
 
 /// Answers each request head in the buffer; skips `Content-Length` bodies.
-async fn serve(mut stream: TcpStream, response: Arc<Vec<u8>>) {
+/// A request asking to close gets `connection: close`, then the
+/// connection is closed once the answer is sent (requests after it are
+/// not answered), so clients do not send into a closing connection.
+async fn serve(mut stream: TcpStream, response: Arc<[Vec<u8>; 2]>) {
     let mut buf = Vec::with_capacity(4096);
     let mut out = Vec::with_capacity(4096);
     let mut skip = 0usize;
@@ -89,7 +96,7 @@ async fn serve(mut stream: TcpStream, response: Arc<Vec<u8>>) {
         };
         buf.extend_from_slice(&chunk[..n]);
         let mut close = false;
-        loop {
+        while !close {
             if skip > 0 {
                 let s = skip.min(buf.len());
                 buf.drain(..s);
@@ -106,12 +113,12 @@ async fn serve(mut stream: TcpStream, response: Arc<Vec<u8>>) {
                 if let Some(v) = line.strip_prefix("content-length:") {
                     skip = v.trim().parse().unwrap_or(0);
                 }
-                if line.starts_with("connection:") && line.contains("close") {
-                    close = true;
+                if let Some(v) = line.strip_prefix("connection:") {
+                    close |= v.split(',').any(|t| t.trim() == "close");
                 }
             }
             buf.drain(..end + 4);
-            out.extend_from_slice(&response);
+            out.extend_from_slice(&response[usize::from(close)]);
         }
         if !out.is_empty() {
             if stream.write_all(&out).await.is_err() {
@@ -120,6 +127,7 @@ async fn serve(mut stream: TcpStream, response: Arc<Vec<u8>>) {
             out.clear();
         }
         if close {
+            let _ = stream.shutdown().await;
             return;
         }
     }
@@ -177,14 +185,17 @@ fn idle(addr: SocketAddr, host: &str, n: usize) {
     drop(conns);
 }
 
-fn edge(listen: SocketAddr, app: &str, backend: SocketAddr) {
+fn edge(listen: SocketAddr, app: &str, backend: SocketAddr, metrics: bool) {
     use easydeploy_core::ports::TrafficSwitch;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let proxy = easydeploy_edge::EdgeProxy::new(easydeploy_edge::EdgeConfig::default());
+        let proxy = easydeploy_edge::EdgeProxy::new(easydeploy_edge::EdgeConfig {
+            metrics,
+            ..easydeploy_edge::EdgeConfig::default()
+        });
         proxy.set_backends(app, vec![backend]);
         let listener = TcpListener::bind(listen).await.unwrap();
         let shutdown = tokio_util::sync::CancellationToken::new();

@@ -3,8 +3,8 @@
 //! channel), or a small page of the proxy's own.
 
 use crate::chunked::{Chunked, Decoded};
+use crate::metrics::Tracker;
 use crate::response::Framing;
-use crate::routes::InFlight;
 use crate::upstream::{self, Conn, PoolLimits, READ_BUF};
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
@@ -15,6 +15,8 @@ use std::task::{ready, Context, Poll};
 /// Read size while streaming a large body.
 const STREAM_READ: usize = 64 * 1024;
 
+// Most bodies are a backend's: boxing it would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum ProxyBody {
     /// A backend's body.
     Upstream(UpstreamBody),
@@ -23,14 +25,14 @@ pub(crate) enum ProxyBody {
 }
 
 /// A backend's response body. When it ends cleanly its connection goes
-/// back to the pool; the backend's in-flight count lasts until it ends,
-/// fails or is dropped.
+/// back to the pool; the request's tracker (with the backend's in-flight
+/// count) lasts until it ends, fails or is dropped.
 pub(crate) struct UpstreamBody {
     conn: Option<Conn>,
     state: State,
     keep_alive: bool,
     limits: PoolLimits,
-    guard: Option<InFlight>,
+    tracker: Option<Tracker>,
 }
 
 enum State {
@@ -45,7 +47,7 @@ impl UpstreamBody {
         framing: Framing,
         keep_alive: bool,
         limits: PoolLimits,
-        guard: InFlight,
+        tracker: Tracker,
     ) -> Self {
         let state = match framing {
             Framing::Empty => State::Length(0),
@@ -58,7 +60,7 @@ impl UpstreamBody {
             state,
             keep_alive,
             limits,
-            guard: Some(guard),
+            tracker: Some(tracker),
         };
         if matches!(body.state, State::Length(0)) {
             body.finish();
@@ -73,14 +75,21 @@ impl UpstreamBody {
                 upstream::checkin(conn, self.limits);
             }
         }
-        self.guard.take();
+        self.tracker.take();
     }
 
     /// Stops at an error: the connection is closed.
     fn fail(&mut self, error: io::Error) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         self.conn = None;
-        self.guard.take();
+        self.tracker.take();
         Poll::Ready(Some(Err(error)))
+    }
+
+    /// Counts body bytes handed on (before the tracker records them).
+    fn count(&mut self, data: &Bytes) {
+        if let Some(tracker) = self.tracker.as_mut() {
+            tracker.bytes_out += data.len() as u64;
+        }
     }
 
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
@@ -94,14 +103,19 @@ impl UpstreamBody {
                         let n = usize::try_from(*left).unwrap_or(usize::MAX).min(conn.buf.len());
                         let data = conn.buf.split_to(n).freeze();
                         *left -= n as u64;
-                        if *left == 0 {
+                        let done = *left == 0;
+                        self.count(&data);
+                        if done {
                             self.finish();
                         }
                         return Poll::Ready(Some(Ok(Frame::data(data))));
                     }
                 }
                 State::Chunked(decoder) => match decoder.decode(&mut conn.buf) {
-                    Ok(Decoded::Data(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                    Ok(Decoded::Data(data)) => {
+                        self.count(&data);
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
                     Ok(Decoded::End(trailers)) => {
                         self.finish();
                         return Poll::Ready(trailers.map(|t| Ok(Frame::trailers(t))));
@@ -112,6 +126,7 @@ impl UpstreamBody {
                 State::Close => {
                     if !conn.buf.is_empty() {
                         let data = conn.buf.split().freeze();
+                        self.count(&data);
                         return Poll::Ready(Some(Ok(Frame::data(data))));
                     }
                 }
@@ -124,11 +139,15 @@ impl UpstreamBody {
             if conn.buf.capacity() - conn.buf.len() < want / 2 {
                 conn.buf.reserve(want);
             }
+            let room = conn.buf.capacity() - conn.buf.len();
             let read = ready!(tokio_util::io::poll_read_buf(
                 Pin::new(&mut conn.stream),
                 cx,
                 &mut conn.buf
             ));
+            if matches!(read, Ok(n) if n > 0 && n < room) {
+                upstream::drained(&conn.stream);
+            }
             match read {
                 Ok(0) if matches!(self.state, State::Close) => {
                     self.keep_alive = false;

@@ -41,6 +41,11 @@ pub struct EdgeConfig {
     /// Threads accepting and serving client connections, each with its own
     /// single-threaded runtime and backend pools (default 0: one per core).
     pub threads: usize,
+    /// Collect traffic figures per app and replica (default `true`). Off,
+    /// every figure stays zero, the autoscaler included; only the in-flight
+    /// counts used for draining are kept. The switch exists to measure the
+    /// cost of the figures.
+    pub metrics: bool,
 }
 
 impl Default for EdgeConfig {
@@ -58,6 +63,7 @@ impl Default for EdgeConfig {
             tls_cert: None,
             tls_key: None,
             threads: 0,
+            metrics: true,
         }
     }
 }

@@ -3,14 +3,15 @@
 //! the response head within the upstream timeout.
 
 use crate::response::{self, ResponseHead};
-use crate::upstream::{Conn, READ_BUF};
+use crate::timer;
+use crate::upstream::{Conn, Readable, READ_BUF};
 use bytes::{Buf, Bytes, BytesMut};
 use http::HeaderMap;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use std::io::{self, Write};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Why an exchange failed.
 #[derive(Debug)]
@@ -33,6 +34,8 @@ pub(crate) enum Failure {
 pub(crate) struct Outgoing<'a> {
     pub(crate) body: &'a mut Option<Incoming>,
     pub(crate) chunked: bool,
+    /// Body bytes sent so far.
+    pub(crate) sent: &'a mut u64,
 }
 
 /// Runs one exchange. On success the response head is parsed and the
@@ -50,11 +53,11 @@ pub(crate) async fn run(
     conn.stream.write_all(head).await.map_err(Failure::NotSent)?;
     conn.buf.reserve(READ_BUF);
     let Some(body) = outgoing.body.take() else {
-        return match tokio::time::timeout(timeout, read_head(&mut conn.stream, &mut conn.buf, head_request))
-            .await
-        {
-            Ok(result) => result.map_err(Failure::Upstream),
-            Err(_) => Err(Failure::Timeout),
+        let deadline = tokio::time::Instant::now() + timeout;
+        return tokio::select! {
+            biased;
+            result = read_head(&mut conn.stream, &mut conn.buf, head_request) => result.map_err(Failure::Upstream),
+            () = timer::expiry(conn.timer.as_mut(), deadline) => Err(Failure::Timeout),
         };
     };
 
@@ -62,8 +65,7 @@ pub(crate) async fn run(
     // future of every request is as large as its largest path.
     Box::pin(with_body(
         conn,
-        body,
-        outgoing.chunked,
+        (body, outgoing.chunked, outgoing.sent),
         timeout,
         max_body,
         head_request,
@@ -75,14 +77,13 @@ pub(crate) async fn run(
 /// starts once the body is sent.
 async fn with_body(
     conn: &mut Conn,
-    body: Incoming,
-    chunked: bool,
+    (body, chunked, sent): (Incoming, bool, &mut u64),
     timeout: Duration,
     max_body: u64,
     head_request: bool,
 ) -> Result<ResponseHead, Failure> {
     let (mut reader, mut writer) = conn.stream.split();
-    let send = send_body(&mut writer, body, chunked, max_body);
+    let send = send_body(&mut writer, body, chunked, max_body, sent);
     let read = read_head(&mut reader, &mut conn.buf, head_request);
     let deadline = tokio::time::sleep(Duration::MAX / 4);
     tokio::pin!(send, read, deadline);
@@ -108,7 +109,7 @@ async fn with_body(
 
 /// Reads until a final response head is parsed (skipping `1xx` interim
 /// responses other than `101`).
-async fn read_head<R: AsyncRead + Unpin>(
+async fn read_head<R: Readable>(
     reader: &mut R,
     buf: &mut BytesMut,
     head_request: bool,
@@ -125,24 +126,29 @@ async fn read_head<R: AsyncRead + Unpin>(
         if buf.capacity() - buf.len() < 1024 {
             buf.reserve(READ_BUF);
         }
-        if reader.read_buf(buf).await? == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "backend closed the connection before answering",
-            ));
+        let room = buf.capacity() - buf.len();
+        match reader.read_buf(buf).await? {
+            0 => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "backend closed the connection before answering",
+                ))
+            }
+            n if n < room => reader.short_read(),
+            _ => {}
         }
     }
 }
 
 /// Streams the client's body to the backend, chunked when its length is
-/// unknown, counting it against `max_body`.
+/// unknown, counting it against `max_body` and in `total`.
 async fn send_body<W: AsyncWrite + Unpin>(
     writer: &mut W,
     mut body: Incoming,
     chunked: bool,
     max_body: u64,
+    total: &mut u64,
 ) -> Result<(), Failure> {
-    let mut total = 0u64;
     let mut trailers: Option<HeaderMap> = None;
     let upstream = Failure::Upstream;
     while let Some(frame) = body.frame().await {
@@ -154,8 +160,8 @@ async fn send_body<W: AsyncWrite + Unpin>(
                 continue;
             }
         };
-        total += data.len() as u64;
-        if total > max_body {
+        *total += data.len() as u64;
+        if *total > max_body {
             return Err(Failure::TooLarge);
         }
         if data.is_empty() {
@@ -183,4 +189,45 @@ async fn send_body<W: AsyncWrite + Unpin>(
         writer.write_all(&end).await.map_err(upstream)?;
     }
     writer.flush().await.map_err(upstream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::StatusCode;
+
+    async fn head_of(bytes: &[u8]) -> io::Result<(ResponseHead, BytesMut)> {
+        let mut reader = bytes;
+        let mut buf = BytesMut::new();
+        let head = read_head(&mut reader, &mut buf, false).await?;
+        Ok((head, buf))
+    }
+
+    #[tokio::test]
+    async fn interim_responses_are_skipped_but_101_is_final() {
+        let (head, rest) = head_of(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n\
+              HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok",
+        )
+        .await
+        .unwrap();
+        assert_eq!(head.status, StatusCode::CREATED);
+        assert!(head.headers.get("link").is_none(), "early hints are not merged");
+        assert_eq!(&rest[..], b"ok");
+
+        let (head, _) =
+            head_of(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n")
+                .await
+                .unwrap();
+        assert_eq!(head.status, StatusCode::SWITCHING_PROTOCOLS);
+        assert_eq!(head.upgrade.unwrap(), "websocket");
+    }
+
+    #[tokio::test]
+    async fn a_backend_closing_before_its_head_is_an_error() {
+        let error = head_of(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200")
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
+    }
 }

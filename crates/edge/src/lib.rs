@@ -3,17 +3,21 @@
 //! Routes `<app>.<apps-domain>` requests to the app's replicas (round robin
 //! over healthy backends), streams bodies both ways, passes WebSocket (and
 //! other `Upgrade`) connections through, ejects backends that refuse
-//! connections and re-probes them in the background, and counts requests
-//! per app. Clients speak HTTP/1.1 or HTTP/2 (cleartext, or TLS with ALPN
-//! when a certificate is configured); backends get HTTP/1.1 over pooled
+//! connections and re-probes them in the background, and keeps traffic
+//! figures per app and replica (requests, status classes, bytes, in-flight,
+//! latency histogram; see [`easydeploy_core::ports::LoadMetrics`]).
+//! Clients speak HTTP/1.1 or HTTP/2 (cleartext, or TLS with ALPN when a
+//! certificate is configured); backends get HTTP/1.1 over pooled
 //! keep-alive connections.
 //!
 //! Built for speed: one worker thread per core with its own runtime and
 //! backend pool (no lock on the request path; the route table is swapped
-//! atomically with [`arc_swap::ArcSwap`]), request heads written to the
+//! atomically with [`arc_swap::ArcSwap`]; traffic counters are sharded per
+//! worker), plain HTTP/1.1 requests without a body served by the proxy's
+//! own small server (hyper serves the rest), request heads written to the
 //! backend straight from the client's request, response heads parsed in
-//! place, and response bodies read from the backend by the client
-//! connection's own task.
+//! place, response bodies read from the backend by the client connection's
+//! own task, and coarse per-connection timers.
 //!
 //! ```no_run
 //! # async fn run() -> std::io::Result<()> {
@@ -33,12 +37,15 @@ mod body;
 mod chunked;
 mod config;
 mod exchange;
+mod h1;
 mod headers;
+mod metrics;
 mod pages;
 mod proxy;
 mod response;
 mod routes;
 mod serve;
+mod timer;
 mod tls;
 mod tunnel;
 mod upstream;

@@ -7,15 +7,16 @@ use crate::exchange::{self, Failure};
 use crate::headers::{
     app_of_host, connection_lists, request_host, write_request_head, ClientIp, Forwarding, RequestBody,
 };
+use crate::metrics::Tracker;
 use crate::pages;
-use crate::routes::{AppStats, Backend, InFlight, Pool, Routes};
+use crate::routes::{AppStats, Backend, Routes};
 use crate::tls;
 use crate::tunnel;
 use crate::upstream::{self, Conn, PoolLimits};
-use easydeploy_core::ports::TrafficSwitch;
+use easydeploy_core::ports::{LoadMetrics, TrafficFigures, TrafficSwitch};
 use http::header::{CONNECTION, UPGRADE};
 use http::{request, HeaderValue, Method, Request, Response, StatusCode, Version};
-use hyper::body::{Body, Incoming};
+use hyper::body::{Body, Incoming, SizeHint};
 use hyper::upgrade::OnUpgrade;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -95,7 +96,7 @@ impl EdgeProxy {
         Ok(Arc::new(Self {
             config,
             domain,
-            routes: Routes::default(),
+            routes: Routes::new(threads),
             limits,
             tls,
             threads,
@@ -107,12 +108,13 @@ impl EdgeProxy {
         &self.config
     }
 
-    /// Request counters of an app, or `None` if it has no route.
+    /// Request counters of an app, or `None` if it has no route (always
+    /// zero when [`EdgeConfig::metrics`] is off).
     pub fn app_stats(&self, app: &str) -> Option<AppStats> {
-        self.routes.stats(app)
+        self.routes.traffic(app).as_ref().map(AppStats::from)
     }
 
-    /// Answers one client request.
+    /// Answers one client request served by hyper.
     pub(crate) async fn handle(
         &self,
         req: Request<Incoming>,
@@ -121,6 +123,19 @@ impl EdgeProxy {
     ) -> Response<ProxyBody> {
         let (mut parts, body) = req.into_parts();
         let on_upgrade = parts.extensions.remove::<OnUpgrade>();
+        self.answer(parts, Some(body), on_upgrade, client, tls).await
+    }
+
+    /// Answers one client request (`body`: `None` when it has none).
+    pub(crate) async fn answer(
+        &self,
+        parts: request::Parts,
+        body: Option<Incoming>,
+        on_upgrade: Option<OnUpgrade>,
+        client: ClientIp,
+        tls: bool,
+    ) -> Response<ProxyBody> {
+        crate::serve::answered();
         let Some(host) = request_host(&parts) else {
             return pages::unknown_app(None, None);
         };
@@ -130,7 +145,7 @@ impl EdgeProxy {
         let Some(pool) = self.routes.pool(app.as_str()) else {
             return pages::unknown_app(Some(app.as_str()), None);
         };
-        pool.counters.request();
+        let mut tracker = Tracker::new(pool, self.config.metrics);
         let fwd = Forwarding {
             host,
             client,
@@ -138,12 +153,10 @@ impl EdgeProxy {
             trust: self.config.trust_forwarded_headers,
         };
         let mut head = Vec::with_capacity(512);
-        let res = match self.prepare(&mut head, &parts, body, on_upgrade, &fwd) {
-            Some(prepared) => self.forward(&pool, app.as_str(), &head, prepared).await,
-            None => pages::too_large(self.config.max_body_bytes),
-        };
-        pool.counters.response(res.status());
-        res
+        match self.prepare(&mut head, &parts, body, on_upgrade, &fwd) {
+            Some(prepared) => self.forward(tracker, app.as_str(), &head, prepared).await,
+            None => page(&mut tracker, pages::too_large(self.config.max_body_bytes)),
+        }
     }
 
     /// Writes the head the backends get; `None` when the body is declared
@@ -152,13 +165,16 @@ impl EdgeProxy {
         &self,
         head: &mut Vec<u8>,
         parts: &request::Parts,
-        body: Incoming,
+        body: Option<Incoming>,
         on_upgrade: Option<OnUpgrade>,
         fwd: &Forwarding<'_>,
     ) -> Option<Prepared> {
-        let hint = body.size_hint();
+        let hint = body
+            .as_ref()
+            .map(Body::size_hint)
+            .unwrap_or_else(|| SizeHint::with_exact(0));
         let framing = match hint.exact() {
-            _ if body.is_end_stream() => RequestBody::Empty,
+            _ if body.as_ref().is_none_or(Body::is_end_stream) => RequestBody::Empty,
             Some(n) => RequestBody::Length(n),
             None => RequestBody::Chunked,
         };
@@ -173,7 +189,8 @@ impl EdgeProxy {
             replayable: is_idempotent(&parts.method) && framing == RequestBody::Empty,
             head_request: parts.method == Method::HEAD,
             framing,
-            body: (framing != RequestBody::Empty).then_some(body),
+            sent: 0,
+            body: body.filter(|_| framing != RequestBody::Empty),
             on_upgrade: on_upgrade.filter(|_| upgrade.is_some()),
         })
     }
@@ -181,8 +198,15 @@ impl EdgeProxy {
     /// Sends the request to the pool's next healthy backend, moving on to
     /// the following one when a connection fails and the request can be
     /// replayed (idempotent method, no body).
-    async fn forward(&self, pool: &Pool, app: &str, head: &[u8], mut req: Prepared) -> Response<ProxyBody> {
+    async fn forward(
+        &self,
+        mut t: Tracker,
+        app: &str,
+        head: &[u8],
+        mut req: Prepared,
+    ) -> Response<ProxyBody> {
         let mut attempted = false;
+        let pool = t.pool.clone();
         for backend in pool.rotation() {
             if !backend.is_healthy() {
                 continue;
@@ -191,37 +215,42 @@ impl EdgeProxy {
                 break;
             }
             attempted = true;
-            let guard = backend.begin();
-            match self.exchange_with(backend, head, &mut req).await {
-                Ok((conn, res)) => return self.respond(app, conn, res, guard, req.on_upgrade.take()),
+            t.attempt(backend.begin());
+            let result = self.exchange_with(backend, head, &mut req).await;
+            t.bytes_in = req.sent;
+            match result {
+                Ok((conn, res)) => return self.respond(app, conn, res, t, req.on_upgrade.take()),
                 Err(Failure::Connect(error)) => {
                     backend.healthy.store(false, Relaxed);
                     tracing::warn!(app, backend = %backend.addr, %error, "edge ejected backend");
                 }
-                Err(Failure::TooLarge) => return pages::too_large(self.config.max_body_bytes),
+                Err(Failure::TooLarge) => return page(&mut t, pages::too_large(self.config.max_body_bytes)),
                 Err(Failure::Timeout) => {
                     tracing::debug!(app, backend = %backend.addr, "edge upstream timed out");
-                    return pages::upstream_timeout(app);
+                    return page(&mut t, pages::upstream_timeout(app));
                 }
                 Err(Failure::Client(error)) => {
                     tracing::debug!(app, %error, "edge client request body failed");
-                    return pages::bad_request();
+                    return page(&mut t, pages::bad_request());
                 }
                 // The backend died before answering (killed mid-request):
-                // a replayable request goes to the next backend.
-                Err(Failure::Upstream(error) | Failure::NotSent(error)) if req.replayable => {
+                // a replayable request goes to the next backend. One that
+                // answered garbage is not asked again.
+                Err(Failure::Upstream(error) | Failure::NotSent(error))
+                    if req.replayable && error.kind() != std::io::ErrorKind::InvalidData =>
+                {
                     tracing::debug!(app, backend = %backend.addr, %error, "edge upstream failed; retrying elsewhere");
                 }
                 Err(Failure::Upstream(error) | Failure::NotSent(error)) => {
                     tracing::debug!(app, backend = %backend.addr, %error, "edge upstream failed");
-                    return pages::upstream_error(app);
+                    return page(&mut t, pages::upstream_error(app));
                 }
             }
         }
         if attempted {
-            pages::upstream_unreachable(app)
+            page(&mut t, pages::upstream_unreachable(app))
         } else {
-            pages::no_healthy_replica(app)
+            page(&mut t, pages::no_healthy_replica(app))
         }
     }
 
@@ -265,15 +294,18 @@ impl EdgeProxy {
         app: &str,
         conn: Conn,
         head: crate::response::ResponseHead,
-        guard: InFlight,
+        mut tracker: Tracker,
         on_upgrade: Option<OnUpgrade>,
     ) -> Response<ProxyBody> {
         if head.status == StatusCode::SWITCHING_PROTOCOLS {
             let (Some(on_upgrade), Some(protocol)) = (on_upgrade, head.upgrade) else {
                 tracing::debug!(app, "edge upstream switched protocols unasked");
-                return pages::upstream_error(app);
+                return page(&mut tracker, pages::upstream_error(app));
             };
-            tunnel::spawn(on_upgrade, conn, guard, self.config.client_idle_timeout);
+            tracker.respond(head.status);
+            if let Some(guard) = tracker.into_guard() {
+                tunnel::spawn(on_upgrade, conn, guard, self.config.client_idle_timeout);
+            }
             let mut res = Response::new(ProxyBody::Page(None));
             *res.status_mut() = head.status;
             *res.headers_mut() = head.headers;
@@ -282,7 +314,8 @@ impl EdgeProxy {
             res.headers_mut().insert(UPGRADE, protocol);
             return res;
         }
-        let body = UpstreamBody::new(conn, head.framing, head.keep_alive, self.limits, guard);
+        tracker.respond(head.status);
+        let body = UpstreamBody::new(conn, head.framing, head.keep_alive, self.limits, tracker);
         let mut res = Response::new(ProxyBody::Upstream(body));
         *res.status_mut() = head.status;
         *res.headers_mut() = head.headers;
@@ -322,12 +355,21 @@ impl EdgeProxy {
     }
 }
 
+/// Answers with a page of the proxy's own, recorded by `tracker`.
+fn page(tracker: &mut Tracker, res: Response<ProxyBody>) -> Response<ProxyBody> {
+    tracker.respond(res.status());
+    tracker.bytes_out = res.body().size_hint().exact().unwrap_or(0);
+    res
+}
+
 /// A checked request, ready to be sent to a backend.
 struct Prepared {
     /// Can be sent again to another backend (idempotent, no body).
     replayable: bool,
     head_request: bool,
     framing: RequestBody,
+    /// Body bytes sent so far.
+    sent: u64,
     /// The client's body, until it is sent.
     body: Option<Incoming>,
     on_upgrade: Option<OnUpgrade>,
@@ -338,6 +380,7 @@ impl Prepared {
         exchange::Outgoing {
             body: &mut self.body,
             chunked: self.framing == RequestBody::Chunked,
+            sent: &mut self.sent,
         }
     }
 }
@@ -364,5 +407,30 @@ impl TrafficSwitch for EdgeProxy {
 
     fn is_healthy(&self, backend: SocketAddr) -> bool {
         self.routes.is_healthy(backend)
+    }
+}
+
+/// Figures since the app was first given backends (all zero when
+/// [`EdgeConfig::metrics`] is off). Replicas are keyed `ip:port`; those
+/// taken out of rotation are listed until read once after they drained.
+impl LoadMetrics for EdgeProxy {
+    fn requests_total(&self, app: &str) -> Option<u64> {
+        self.routes.traffic(app).map(|f| f.requests)
+    }
+
+    fn responses_by_class(&self, app: &str) -> Option<[u64; 4]> {
+        self.routes.traffic(app).map(|f| f.responses_by_class)
+    }
+
+    fn traffic(&self, app: &str) -> Option<TrafficFigures> {
+        self.routes.traffic(app)
+    }
+
+    fn traffic_by_replica(&self, app: &str) -> Vec<(String, TrafficFigures)> {
+        let replicas = self.routes.traffic_by_replica(app);
+        replicas
+            .into_iter()
+            .map(|(addr, f)| (addr.to_string(), f))
+            .collect()
     }
 }

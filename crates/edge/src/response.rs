@@ -1,5 +1,11 @@
 //! Response side: parsing a backend's HTTP/1.x response head in place
 //! (header values share the read buffer) and deciding its body framing.
+//!
+//! Strict where RFC 9112 lets an intermediary be (a bad head is a 502, not
+//! a guess): `Content-Length` next to `Transfer-Encoding`, `Transfer-Encoding`
+//! in an HTTP/1.0 response, `chunked` applied twice, a length that is not
+//! digits (or a list of differing lengths) and obsolete line folding are
+//! refused, as is a head over [`MAX_HEAD`] bytes or [`MAX_HEADERS`] fields.
 
 use crate::headers::is_hop_by_hop;
 use bytes::BytesMut;
@@ -9,7 +15,8 @@ use std::io;
 
 /// Longest response head accepted from a backend.
 pub(crate) const MAX_HEAD: usize = 64 * 1024;
-const MAX_HEADERS: usize = 128;
+/// Most header fields accepted in a response head.
+pub(crate) const MAX_HEADERS: usize = 128;
 
 /// How a response body is delimited on the backend connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +61,9 @@ pub(crate) fn parse(buf: &mut BytesMut, head_request: bool) -> io::Result<Option
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(e) => return Err(invalid(&e.to_string())),
     };
+    if len > MAX_HEAD {
+        return Err(invalid("head too large"));
+    }
     let status = StatusCode::from_u16(res.code.unwrap_or(0)).map_err(|_| invalid("status"))?;
     let http11 = res.version == Some(1);
     // Offsets of names and values, so the head can be frozen and shared.
@@ -90,23 +100,24 @@ pub(crate) fn parse(buf: &mut BytesMut, head_request: bool) -> io::Result<Option
             }
         } else if name == header::TRANSFER_ENCODING {
             transfer_encoding = true;
-            let last = value
-                .to_str()
-                .unwrap_or_default()
-                .rsplit(',')
-                .next()
-                .unwrap_or_default();
-            chunked = last.trim().eq_ignore_ascii_case("chunked");
-        } else if name == header::CONTENT_LENGTH {
-            let n = value
-                .to_str()
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .ok_or_else(|| invalid("content-length"))?;
-            if length.is_some_and(|l| l != n) {
-                return Err(invalid("conflicting content-length"));
+            for coding in value.to_str().unwrap_or_default().split(',').map(str::trim) {
+                if coding.is_empty() {
+                    continue;
+                }
+                if chunked {
+                    // Only the last coding may be chunked, and only once.
+                    return Err(invalid("transfer coding after chunked"));
+                }
+                chunked = coding.eq_ignore_ascii_case("chunked");
             }
-            length = Some(n);
+        } else if name == header::CONTENT_LENGTH {
+            for n in value.as_bytes().split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+                let n = parse_length(n).ok_or_else(|| invalid("content-length"))?;
+                if length.is_some_and(|l| l != n) {
+                    return Err(invalid("conflicting content-length"));
+                }
+                length = Some(n);
+            }
         } else if name == header::UPGRADE {
             upgrade = Some(value);
             continue;
@@ -118,6 +129,10 @@ pub(crate) fn parse(buf: &mut BytesMut, head_request: bool) -> io::Result<Option
     for listed in &connection_values {
         headers.remove(listed.as_str());
     }
+    if transfer_encoding && (length.is_some() || !http11) {
+        // Smuggling material (RFC 9112 §6.1, §6.3): refused, not guessed.
+        return Err(invalid("transfer-encoding with content-length or in HTTP/1.0"));
+    }
 
     let framing = if head_request
         || status.is_informational()
@@ -126,8 +141,6 @@ pub(crate) fn parse(buf: &mut BytesMut, head_request: bool) -> io::Result<Option
     {
         Framing::Empty
     } else if transfer_encoding {
-        // A length next to a transfer coding is ignored (RFC 9112 §6.3).
-        headers.remove(header::CONTENT_LENGTH);
         if chunked {
             Framing::Chunked
         } else {
@@ -148,6 +161,14 @@ pub(crate) fn parse(buf: &mut BytesMut, head_request: bool) -> io::Result<Option
         keep_alive,
         upgrade,
     }))
+}
+
+/// A `Content-Length` value: 1*DIGIT, no sign, no overflow.
+fn parse_length(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
 #[cfg(test)]
@@ -182,11 +203,29 @@ mod tests {
         let framing = |text: &str, head_request| parse_all(text, head_request).0.framing;
         assert_eq!(
             framing(
-                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
                 false
             ),
             Framing::Chunked
         );
+        assert_eq!(
+            framing("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", false),
+            Framing::Close,
+            "a final coding other than chunked: read until close"
+        );
+        assert_eq!(
+            framing("HTTP/1.1 200 OK\r\nContent-Length: 7, 7\r\n\r\n", false),
+            Framing::Length(7)
+        );
+        for status in [
+            "204 No Content",
+            "304 Not Modified",
+            "100 Continue",
+            "103 Early Hints",
+        ] {
+            let text = format!("HTTP/1.1 {status}\r\nContent-Length: 3\r\n\r\n");
+            assert_eq!(framing(&text, false), Framing::Empty, "{status}");
+        }
         assert_eq!(
             framing("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", true),
             Framing::Empty
@@ -213,5 +252,42 @@ mod tests {
         assert!(parse(&mut buf, false).is_err());
         let mut buf = BytesMut::from(&b"garbage\r\n\r\n"[..]);
         assert!(parse(&mut buf, false).is_err());
+    }
+
+    #[test]
+    fn smuggling_material_is_refused() {
+        for head in [
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: +3\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 3, 4\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\n",
+            // Obsolete line folding (RFC 9112 §5.2: a proxy may answer 502).
+            "HTTP/1.1 200 OK\r\nX-A: one\r\n two\r\nContent-Length: 0\r\n\r\n",
+        ] {
+            let mut buf = BytesMut::from(head.as_bytes());
+            assert!(parse(&mut buf, false).is_err(), "{head:?}");
+        }
+    }
+
+    #[test]
+    fn huge_heads_are_refused() {
+        let mut long = String::from("HTTP/1.1 200 OK\r\n");
+        while long.len() <= MAX_HEAD {
+            long.push_str("X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
+        }
+        let mut partial = BytesMut::from(long.as_bytes());
+        assert!(parse(&mut partial, false).is_err(), "too long, still incomplete");
+
+        let mut many = String::from("HTTP/1.1 200 OK\r\n");
+        for i in 0..=MAX_HEADERS {
+            many.push_str(&format!("X-{i}: 1\r\n"));
+        }
+        many.push_str("\r\n");
+        assert!(parse(&mut BytesMut::from(many.as_bytes()), false).is_err());
     }
 }

@@ -1,27 +1,39 @@
 //! The route table: app name → pool of backends, swapped atomically.
 
+use crate::metrics::Traffic;
 use arc_swap::ArcSwap;
-use http::StatusCode;
+use easydeploy_core::ports::TrafficFigures;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
-/// One replica address with its live counters.
+/// How long the figures of a replica taken out of rotation are kept when
+/// nobody reads them.
+const RETIRED_FIGURES: Duration = Duration::from_secs(600);
+
+/// One replica address of an app with its live counters.
 #[derive(Debug)]
 pub(crate) struct Backend {
     pub(crate) addr: SocketAddr,
     pub(crate) in_flight: AtomicUsize,
     pub(crate) healthy: AtomicBool,
+    pub(crate) traffic: Traffic,
 }
 
 impl Backend {
-    fn new(addr: SocketAddr) -> Arc<Self> {
+    fn new(addr: SocketAddr, workers: usize) -> Arc<Self> {
         Arc::new(Self {
             addr,
             in_flight: AtomicUsize::new(0),
             healthy: AtomicBool::new(true),
+            traffic: Traffic::new(workers),
         })
+    }
+
+    fn figures(&self) -> TrafficFigures {
+        self.traffic.figures(Some(self.in_flight.load(Relaxed) as u64))
     }
 
     pub(crate) fn is_healthy(&self) -> bool {
@@ -39,39 +51,15 @@ impl Backend {
 #[derive(Debug)]
 pub(crate) struct InFlight(Arc<Backend>);
 
+impl InFlight {
+    pub(crate) fn backend(&self) -> &Backend {
+        &self.0
+    }
+}
+
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Relaxed);
-    }
-}
-
-/// Request counters of one app; shared by successive pools of the app.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    requests: AtomicU64,
-    responses: [AtomicU64; 4],
-}
-
-impl Counters {
-    pub(crate) fn request(&self) {
-        self.requests.fetch_add(1, Relaxed);
-    }
-
-    pub(crate) fn response(&self, status: StatusCode) {
-        if let Some(class) = (status.as_u16() / 100).checked_sub(2).filter(|c| *c < 4) {
-            self.responses[usize::from(class)].fetch_add(1, Relaxed);
-        }
-    }
-
-    fn snapshot(&self) -> AppStats {
-        let class = |i: usize| self.responses[i].load(Relaxed);
-        AppStats {
-            requests: self.requests.load(Relaxed),
-            responses_2xx: class(0),
-            responses_3xx: class(1),
-            responses_4xx: class(2),
-            responses_5xx: class(3),
-        }
     }
 }
 
@@ -90,12 +78,26 @@ pub struct AppStats {
     pub responses_5xx: u64,
 }
 
+impl From<&TrafficFigures> for AppStats {
+    fn from(f: &TrafficFigures) -> Self {
+        let [responses_2xx, responses_3xx, responses_4xx, responses_5xx] = f.responses_by_class;
+        Self {
+            requests: f.requests,
+            responses_2xx,
+            responses_3xx,
+            responses_4xx,
+            responses_5xx,
+        }
+    }
+}
+
 /// The backends of one app and its round-robin cursor.
 #[derive(Debug)]
 pub(crate) struct Pool {
     pub(crate) backends: Vec<Arc<Backend>>,
     cursor: AtomicUsize,
-    pub(crate) counters: Arc<Counters>,
+    /// The app's figures; shared by successive pools of the app.
+    pub(crate) traffic: Arc<Traffic>,
 }
 
 impl Pool {
@@ -113,16 +115,54 @@ impl Pool {
 
 type Table = HashMap<String, Arc<Pool>>;
 
+/// A backend taken out of rotation.
+#[derive(Debug)]
+struct Retired {
+    app: String,
+    backend: Arc<Backend>,
+    since: Instant,
+    /// Its figures were read since.
+    reported: bool,
+}
+
+impl Retired {
+    fn new(app: &str, backend: &Arc<Backend>) -> Self {
+        Self {
+            app: app.to_owned(),
+            backend: backend.clone(),
+            since: Instant::now(),
+            reported: false,
+        }
+    }
+
+    /// Kept while it drains, and until its last figures are read (or for
+    /// [`RETIRED_FIGURES`]).
+    fn keep(&self) -> bool {
+        self.backend.in_flight.load(Relaxed) > 0 || (!self.reported && self.since.elapsed() < RETIRED_FIGURES)
+    }
+}
+
 /// App name → pool, read without locks; writers are serialized by a mutex
 /// that also keeps backends taken out of rotation while they drain.
 #[derive(Debug, Default)]
 pub(crate) struct Routes {
+    /// Worker threads of the proxy (shards of the traffic counters).
+    workers: usize,
     table: ArcSwap<Table>,
-    /// Backends no longer routed to, kept so `in_flight` can see them drain.
-    retired: Mutex<Vec<Arc<Backend>>>,
+    /// Backends no longer routed to, kept so `in_flight` can see them drain
+    /// and their last figures can be read.
+    retired: Mutex<Vec<Retired>>,
 }
 
 impl Routes {
+    /// An empty table for a proxy with `workers` worker threads.
+    pub(crate) fn new(workers: usize) -> Self {
+        Self {
+            workers,
+            ..Self::default()
+        }
+    }
+
     pub(crate) fn pool(&self, app: &str) -> Option<Arc<Pool>> {
         self.table.load().get(app).cloned()
     }
@@ -131,13 +171,29 @@ impl Routes {
         self.table.load_full()
     }
 
-    pub(crate) fn stats(&self, app: &str) -> Option<AppStats> {
-        self.table.load().get(app).map(|p| p.counters.snapshot())
+    /// The figures of an app.
+    pub(crate) fn traffic(&self, app: &str) -> Option<TrafficFigures> {
+        self.table.load().get(app).map(|p| p.traffic.figures(None))
+    }
+
+    /// The figures of an app's replicas: those routed, then those taken out
+    /// of rotation (reported once after they have drained).
+    pub(crate) fn traffic_by_replica(&self, app: &str) -> Vec<(SocketAddr, TrafficFigures)> {
+        let table = self.table.load();
+        let routed = table.get(app).map(|p| p.backends.as_slice()).unwrap_or_default();
+        let mut out: Vec<_> = routed.iter().map(|b| (b.addr, b.figures())).collect();
+        let mut retired = self.retired.lock().unwrap_or_else(PoisonError::into_inner);
+        for r in retired.iter_mut().filter(|r| r.app == app) {
+            out.push((r.backend.addr, r.backend.figures()));
+            r.reported = true;
+        }
+        retired.retain(Retired::keep);
+        out
     }
 
     pub(crate) fn set(&self, app: &str, addrs: Vec<SocketAddr>) {
         let mut retired = self.retired.lock().unwrap_or_else(PoisonError::into_inner);
-        retired.retain(|b| b.in_flight.load(Relaxed) > 0);
+        retired.retain(Retired::keep);
         let current = self.table.load_full();
         let old = current.get(app);
         let mut backends: Vec<Arc<Backend>> = Vec::with_capacity(addrs.len());
@@ -148,24 +204,25 @@ impl Routes {
             let reused = old.and_then(|p| p.backends.iter().find(|b| b.addr == addr).cloned());
             let backend = reused
                 .or_else(|| {
-                    let i = retired.iter().position(|b| b.addr == addr)?;
-                    Some(retired.swap_remove(i))
+                    let i = retired
+                        .iter()
+                        .position(|r| r.app == app && r.backend.addr == addr)?;
+                    Some(retired.swap_remove(i).backend)
                 })
-                .unwrap_or_else(|| Backend::new(addr));
+                .unwrap_or_else(|| Backend::new(addr, self.workers));
             backends.push(backend);
         }
         if let Some(old) = old {
-            retired.extend(
-                old.backends
-                    .iter()
-                    .filter(|b| !backends.iter().any(|n| n.addr == b.addr))
-                    .cloned(),
-            );
+            let gone = old
+                .backends
+                .iter()
+                .filter(|b| !backends.iter().any(|n| n.addr == b.addr));
+            retired.extend(gone.map(|b| Retired::new(app, b)));
         }
         let pool = Pool {
             backends,
             cursor: AtomicUsize::new(0),
-            counters: old.map(|p| p.counters.clone()).unwrap_or_default(),
+            traffic: old.map_or_else(|| Arc::new(Traffic::new(self.workers)), |p| p.traffic.clone()),
         };
         let mut table = Table::clone(&current);
         table.insert(app.to_owned(), Arc::new(pool));
@@ -174,10 +231,10 @@ impl Routes {
 
     pub(crate) fn remove(&self, app: &str) {
         let mut retired = self.retired.lock().unwrap_or_else(PoisonError::into_inner);
-        retired.retain(|b| b.in_flight.load(Relaxed) > 0);
+        retired.retain(Retired::keep);
         let current = self.table.load_full();
         let Some(old) = current.get(app) else { return };
-        retired.extend(old.backends.iter().cloned());
+        retired.extend(old.backends.iter().map(|b| Retired::new(app, b)));
         let mut table = Table::clone(&current);
         table.remove(app);
         self.table.store(Arc::new(table));
@@ -188,7 +245,7 @@ impl Routes {
         let routed = table.values().flat_map(|p| p.backends.iter());
         let retired = self.retired.lock().unwrap_or_else(PoisonError::into_inner);
         routed
-            .chain(retired.iter())
+            .chain(retired.iter().map(|r| &r.backend))
             .filter(|b| b.addr == addr)
             .map(|b| b.in_flight.load(Relaxed))
             .sum()
@@ -214,16 +271,16 @@ mod tests {
 
     #[test]
     fn set_backends_keeps_counters_of_kept_addresses() {
-        let routes = Routes::default();
+        let routes = Routes::new(1);
         routes.set("a", vec![addr(1), addr(2), addr(1)]);
         let pool = routes.pool("a").unwrap();
         assert_eq!(pool.backends.len(), 2);
         let _guard = pool.backends[0].begin();
-        pool.counters.request();
+        drop(crate::metrics::Tracker::new(pool.clone(), true));
 
         routes.set("a", vec![addr(1), addr(3)]);
         assert_eq!(routes.in_flight(addr(1)), 1);
-        assert_eq!(routes.stats("a").unwrap().requests, 1);
+        assert_eq!(routes.traffic("a").unwrap().requests, 1);
         assert!(Arc::ptr_eq(
             &routes.pool("a").unwrap().backends[0],
             &pool.backends[0]
@@ -234,7 +291,7 @@ mod tests {
 
     #[test]
     fn removed_backends_stay_visible_while_draining() {
-        let routes = Routes::default();
+        let routes = Routes::new(1);
         routes.set("a", vec![addr(1)]);
         let guard = routes.pool("a").unwrap().backends[0].begin();
         routes.remove("a");
@@ -243,25 +300,24 @@ mod tests {
         drop(guard);
         assert_eq!(routes.in_flight(addr(1)), 0);
         routes.set("b", vec![addr(2)]);
-        assert!(routes.retired.lock().unwrap().is_empty());
-    }
-
-    #[test]
-    fn counters_classify_statuses() {
-        let c = Counters::default();
-        for s in [200, 204, 301, 404, 502, 101] {
-            c.response(StatusCode::from_u16(s).unwrap());
-        }
-        let s = c.snapshot();
         assert_eq!(
-            (s.responses_2xx, s.responses_3xx, s.responses_4xx, s.responses_5xx),
-            (2, 1, 1, 1)
+            routes.retired.lock().unwrap().len(),
+            1,
+            "kept until its figures are read"
         );
+        let replicas = routes.traffic_by_replica("a");
+        assert_eq!(replicas.len(), 1);
+        assert_eq!(replicas[0].0, addr(1));
+        assert!(
+            routes.retired.lock().unwrap().is_empty(),
+            "read once, then dropped"
+        );
+        assert!(routes.traffic_by_replica("a").is_empty());
     }
 
     #[test]
     fn rotation_is_round_robin() {
-        let routes = Routes::default();
+        let routes = Routes::new(1);
         routes.set("a", vec![addr(1), addr(2), addr(3)]);
         let pool = routes.pool("a").unwrap();
         let firsts: Vec<u16> = (0..4)

@@ -2,17 +2,20 @@
 //! runtime, its own `SO_REUSEPORT` listener, its connections and its backend
 //! pool. A connection's first bytes say whether it is TLS, HTTP/2 (prior
 //! knowledge) or HTTP/1; TLS connections then pick HTTP/2 or 1.1 by ALPN.
+//! Plain HTTP/1.1 is served by the proxy's own server ([`crate::h1`]) as
+//! long as requests are simple, by hyper otherwise.
 
 use crate::body::ProxyBody;
+use crate::h1::{self, Protocol, Rewind, Served};
 use crate::headers::ClientIp;
 use crate::proxy::EdgeProxy;
-use crate::tls;
 use crate::upstream;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use std::cell::Cell;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -48,6 +51,7 @@ impl EdgeProxy {
             let spawned = std::thread::Builder::new()
                 .name(format!("edge-{index}"))
                 .spawn(move || {
+                    crate::metrics::pin_thread(index);
                     let runtime = tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build()
@@ -79,6 +83,7 @@ impl EdgeProxy {
         let protocols = Arc::new(self.protocols());
         let shutdown = shutdown.child_token();
         let connections = TaskTracker::new();
+        let mut trim = Trim::default();
         let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -96,6 +101,7 @@ impl EdgeProxy {
                 },
                 _ = sweep.tick() => {
                     upstream::sweep(self.limits);
+                    trim.tick();
                     continue;
                 }
             };
@@ -126,6 +132,37 @@ impl EdgeProxy {
     }
 }
 
+thread_local! {
+    /// Requests this worker thread has answered.
+    static ANSWERED: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Counts a request answered by this worker thread.
+pub(crate) fn answered() {
+    ANSWERED.with(|n| n.set(n.get().wrapping_add(1)));
+}
+
+/// Gives freed memory back to the system once a worker went a whole sweep
+/// interval without answering a request after answering some (a burst of
+/// connections leaves the allocator holding its peak otherwise); never
+/// under steady load, where the memory would be taken again at once.
+#[derive(Debug, Default)]
+struct Trim {
+    last: u64,
+    trimmed_at: u64,
+}
+
+impl Trim {
+    fn tick(&mut self) {
+        let now = ANSWERED.with(Cell::get);
+        if now == self.last && now != self.trimmed_at {
+            upstream::release_memory();
+            self.trimmed_at = now;
+        }
+        self.last = now;
+    }
+}
+
 /// The HTTP/1 and HTTP/2 settings of a worker.
 struct Protocols {
     h1: http1::Builder,
@@ -141,20 +178,23 @@ struct Client {
 }
 
 impl Client {
-    /// Serves the connection, after the TLS handshake if it starts one.
-    async fn serve(self, stream: TcpStream) {
-        let limit = self.proxy.config.header_read_timeout;
-        let Ok(Some(first)) = tokio::time::timeout(limit, sniff(&stream)).await else {
-            return;
+    /// Serves the connection: plain HTTP/1.1 by the proxy's own server
+    /// until a request needs hyper, TLS after its handshake, HTTP/2 by hyper.
+    async fn serve(self, mut stream: TcpStream) {
+        let client = ClientIp::new(self.peer.ip());
+        let (protocol, read) = match h1::serve(&self.proxy, &mut stream, client, &self.shutdown).await {
+            Served::Closed => return,
+            Served::Handoff(protocol, read) => (protocol, read),
         };
-        match (first, self.proxy.tls.clone()) {
-            (Sniffed::Tls, Some(config)) => Box::pin(self.serve_tls(stream, config)).await,
-            (Sniffed::Http2, _) => Box::pin(self.http2(stream, false)).await,
-            _ => self.http1(stream, false).await,
+        let stream = Rewind::new(stream, read);
+        match (protocol, self.proxy.tls.clone()) {
+            (Protocol::Tls, Some(config)) => Box::pin(self.serve_tls(stream, config)).await,
+            (Protocol::Http2, _) => Box::pin(self.http2(stream, false)).await,
+            _ => Box::pin(self.http1(stream, false)).await,
         }
     }
 
-    async fn serve_tls(self, stream: TcpStream, config: Arc<rustls::ServerConfig>) {
+    async fn serve_tls(self, stream: Rewind<TcpStream>, config: Arc<rustls::ServerConfig>) {
         let limit = self.proxy.config.header_read_timeout;
         let acceptor = tokio_rustls::TlsAcceptor::from(config);
         match tokio::time::timeout(limit, acceptor.accept(stream)).await {
@@ -222,38 +262,6 @@ impl Client {
         if let Err(error) = result {
             tracing::debug!(peer = %self.peer, %error, "edge HTTP/2 connection ended with an error");
         }
-    }
-}
-
-/// What a connection's first bytes say it speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Sniffed {
-    Tls,
-    Http2,
-    Http1,
-}
-
-/// Looks at the first bytes without consuming them; `None` if the client
-/// closed first.
-async fn sniff(stream: &TcpStream) -> Option<Sniffed> {
-    const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-    let mut buf = [0u8; 24];
-    loop {
-        let n = stream.peek(&mut buf).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        if buf[0] == tls::HANDSHAKE {
-            return Some(Sniffed::Tls);
-        }
-        if buf[..n] != PREFACE[..n] {
-            return Some(Sniffed::Http1);
-        }
-        if n == PREFACE.len() {
-            return Some(Sniffed::Http2);
-        }
-        // A partial HTTP/2 preface: wait for the rest.
-        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 

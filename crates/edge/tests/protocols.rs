@@ -365,3 +365,125 @@ async fn h2c_streams_request_and_response_bodies() {
         "one,two,three"
     );
 }
+
+/// A raw upstream answering every request with `response`.
+async fn raw_upstream(response: &'static [u8]) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = stream.write_all(response).await;
+                let _ = stream.read(&mut buf).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn ambiguous_backend_responses_give_502() {
+    let edge = edge().await;
+    for response in [
+        &b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"[..],
+        b"HTTP/1.1 200 OK\r\nX-A: one\r\n folded\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    ] {
+        edge.proxy.set_backends("app", vec![raw_upstream(response).await]);
+        let answer = get(&edge, "app.localhost", "/").await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_GATEWAY,
+            "{}",
+            String::from_utf8_lossy(response)
+        );
+        assert_eq!(answer.headers["x-easydeploy-error"], "upstream_error");
+    }
+    edge.proxy.set_backends(
+        "app",
+        vec![raw_upstream(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n").await],
+    );
+    let answer = get(&edge, "app.localhost", "/").await;
+    assert_eq!(
+        (answer.status, answer.body.as_str()),
+        (StatusCode::NO_CONTENT, "")
+    );
+}
+
+/// Reads from `stream` until it closes.
+async fn read_to_close(stream: &mut TcpStream) -> String {
+    let mut all = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut all))
+        .await
+        .expect("the proxy closes the connection")
+        .unwrap();
+    String::from_utf8_lossy(&all).into_owned()
+}
+
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_order_across_servers() {
+    let edge = edge().await;
+    edge.proxy.set_backends("app", vec![upstream("a").await]);
+
+    // Simple requests (the proxy's own server), then one with a body (handed
+    // to hyper with what was read), then more on the same connection.
+    let mut stream = TcpStream::connect(edge.addr).await.unwrap();
+    stream
+        .write_all(
+            b"GET /missing HTTP/1.1\r\nHost: app.localhost\r\n\r\n\
+              HEAD /download/5 HTTP/1.1\r\nHost: app.localhost\r\n\r\n\
+              GET /chunks HTTP/1.1\r\nHost: app.localhost\r\n\r\n\
+              POST /count HTTP/1.1\r\nHost: app.localhost\r\nContent-Length: 3\r\n\r\nabc\
+              GET /download/4 HTTP/1.1\r\nHost: app.localhost\r\nConnection: close\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let text = read_to_close(&mut stream).await.to_ascii_lowercase();
+    assert_eq!(text.matches("http/1.1 ").count(), 5, "{text}");
+    let missing = text.find("http/1.1 404").expect("404 first");
+    let head = text.find("http/1.1 200").unwrap();
+    assert!(missing < head, "{text}");
+    assert!(
+        text.contains("content-length: 5\r\n"),
+        "HEAD keeps the length: {text}"
+    );
+    assert!(text.contains("transfer-encoding: chunked\r\n"), "{text}");
+    assert!(
+        text.contains("one,two,three") || text.contains("\r\none,\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\r\n\r\n3"),
+        "the POST body reached the upstream: {text}"
+    );
+    assert!(text.contains("connection: close\r\n"), "{text}");
+    assert!(
+        text.ends_with("\r\n\r\n\0\0\0\0"),
+        "the last answer is the 4-byte download: {text:?}"
+    );
+    assert!(text.contains("date: "), "{text}");
+}
+
+#[tokio::test]
+async fn connection_close_is_honoured_by_the_own_server() {
+    let edge = edge().await;
+    edge.proxy.set_backends("app", vec![upstream("a").await]);
+    let mut stream = TcpStream::connect(edge.addr).await.unwrap();
+    stream
+        .write_all(
+            b"GET / HTTP/1.1\r\nHost: app.localhost\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let text = read_to_close(&mut stream).await;
+    assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 1, "{text}");
+    assert!(text.contains("connection: close\r\n"), "{text}");
+}

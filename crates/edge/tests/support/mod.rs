@@ -52,7 +52,8 @@ pub fn serve_upstream(listener: TcpListener, name: &'static str) {
 /// `/chunks` sends a chunked body in three parts, `/download/N` streams N
 /// bytes, `/hop` answers with hop-by-hop headers, `/missing` is a 404,
 /// `/ws` is a WebSocket echo, `/close` answers then closes the connection
-/// a moment later (while it sits idle in the proxy's pool); anything else
+/// a moment later (while it sits idle in the proxy's pool), `/fail` is a
+/// 500, `/sleep/N` answers after N ms; anything else
 /// answers the name then the request headers as `name: value` lines.
 fn serve_upstream_counting(listener: TcpListener, name: &'static str, accepted: Arc<AtomicUsize>) {
     tokio::spawn(async move {
@@ -133,6 +134,16 @@ async fn upstream_answer(
             res
         }
         "/ws" => websocket_echo(req),
+        "/fail" => {
+            let mut res = text("failed");
+            *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            res
+        }
+        p if p.starts_with("/sleep/") => {
+            let ms: u64 = p["/sleep/".len()..].parse().unwrap();
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            text(name)
+        }
         "/close" => {
             close.cancel();
             text(name)

@@ -1,0 +1,518 @@
+//! The proxy's own HTTP/1.1 server for the common case: plain-text
+//! requests without a body, kept alive. A connection holds no buffer while
+//! it is idle; each request head is read into a small buffer that its
+//! header values then share (no copies), and each response head goes out
+//! with the first body bytes in one write. The header read timeout runs on
+//! one timer per connection, re-armed at most once a second.
+//!
+//! Anything else — TLS, HTTP/2, a request body, `Expect`, `Upgrade`, `TE`,
+//! HTTP/1.0, `CONNECT`, a malformed or very large head — hands the
+//! connection over, with the bytes read so far, to the TLS acceptor or
+//! hyper, which serve it from then on.
+
+use crate::body::ProxyBody;
+use crate::headers::ClientIp;
+use crate::proxy::EdgeProxy;
+use crate::timer;
+use crate::tls;
+use crate::upstream;
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{request, Method, Request, Response, StatusCode, Uri, Version};
+use hyper::body::Body;
+use std::future::poll_fn;
+use std::io::{self, IoSlice, Write};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Longest request head served here (longer ones go to hyper).
+const MAX_HEAD: usize = 16 * 1024;
+/// Most header fields served here.
+const MAX_HEADERS: usize = 64;
+/// Read buffer of a request head.
+const READ_SIZE: usize = 1024;
+/// Body bytes copied behind the head into one write rather than written apart.
+const COPY_MAX: usize = 16 * 1024;
+
+/// What a connection speaks, once its first bytes have been read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Protocol {
+    Tls,
+    Http2,
+    Http1,
+}
+
+/// How [`serve`] left the connection.
+#[derive(Debug)]
+pub(crate) enum Served {
+    /// Done: close it.
+    Closed,
+    /// To be served by another server, which first reads these bytes.
+    Handoff(Protocol, Bytes),
+}
+
+/// What parsing found at the start of the buffer.
+#[allow(clippy::large_enum_variant)] // Never stored: matched at once.
+enum Parsed {
+    Request(request::Parts, bool),
+    Partial,
+    /// Not for this server; the bytes are left in the buffer.
+    Other,
+}
+
+/// Byte ranges of a header's name and value in the head.
+type Span = ((usize, usize), (usize, usize));
+
+/// Serves `stream` until it closes, times out, the proxy shuts down, or a
+/// request needs another server.
+pub(crate) async fn serve(
+    proxy: &EdgeProxy,
+    stream: &mut TcpStream,
+    client: ClientIp,
+    shutdown: &CancellationToken,
+) -> Served {
+    let timeout = proxy.config.header_read_timeout;
+    let cancelled = shutdown.cancelled();
+    let timer = tokio::time::sleep(timeout);
+    tokio::pin!(cancelled, timer);
+    let mut buf = BytesMut::new();
+    let mut sniffed = false;
+    loop {
+        let deadline = Instant::now() + timeout;
+        let (parts, close) = loop {
+            if !buf.is_empty() {
+                if !sniffed {
+                    match sniff(&buf) {
+                        Some(Protocol::Http1) => sniffed = true,
+                        Some(other) => return Served::Handoff(other, buf.freeze()),
+                        None => {}
+                    }
+                }
+                if sniffed {
+                    match parse(&mut buf) {
+                        Parsed::Request(parts, close) => break (parts, close),
+                        Parsed::Partial if buf.len() <= MAX_HEAD => {}
+                        _ => return Served::Handoff(Protocol::Http1, buf.freeze()),
+                    }
+                }
+            } else {
+                // Idle: hold no memory.
+                buf = BytesMut::new();
+            }
+            tokio::select! {
+                biased;
+                ready = stream.readable() => {
+                    if ready.is_err() {
+                        return Served::Closed;
+                    }
+                }
+                () = &mut cancelled, if buf.is_empty() => return Served::Closed,
+                () = timer::expiry(timer.as_mut(), deadline) => return Served::Closed,
+            }
+            if buf.capacity() - buf.len() < READ_SIZE / 2 {
+                buf.reserve(READ_SIZE);
+            }
+            let room = buf.capacity() - buf.len();
+            match stream.try_read_buf(&mut buf) {
+                Ok(0) => return Served::Closed,
+                Ok(n) if n < room => upstream::drained(stream),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return Served::Closed,
+            }
+        };
+        let head_request = parts.method == Method::HEAD;
+        // Boxed: an idle connection's future then stays small (about 1 KiB).
+        let res = Box::pin(proxy.answer(parts, None, None, client, false)).await;
+        let close = close || shutdown.is_cancelled();
+        if Box::pin(respond(stream, res, head_request, close)).await.is_err() || close {
+            return Served::Closed;
+        }
+    }
+}
+
+/// What the first bytes of a connection say it speaks; `None` while they
+/// are a partial HTTP/2 preface.
+fn sniff(buf: &[u8]) -> Option<Protocol> {
+    const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    if buf[0] == tls::HANDSHAKE {
+        return Some(Protocol::Tls);
+    }
+    let n = buf.len().min(PREFACE.len());
+    if buf[..n] != PREFACE[..n] {
+        Some(Protocol::Http1)
+    } else if n == PREFACE.len() {
+        Some(Protocol::Http2)
+    } else {
+        None
+    }
+}
+
+/// Parses a request head at the start of `buf`, consuming it only when it
+/// is one this server handles. The second value: the client asked to close.
+fn parse(buf: &mut BytesMut) -> Parsed {
+    let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut raw);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(_) => return Parsed::Other,
+    };
+    let Ok(method) = Method::from_bytes(req.method.unwrap_or_default().as_bytes()) else {
+        return Parsed::Other;
+    };
+    let path = req.path.unwrap_or_default();
+    if req.version != Some(1) || method == Method::CONNECT || !path.starts_with('/') {
+        return Parsed::Other;
+    }
+    let base = buf.as_ptr() as usize;
+    let span = |s: &[u8]| (s.as_ptr() as usize - base, s.as_ptr() as usize - base + s.len());
+    let target = span(path.as_bytes());
+    let mut spans: [Span; MAX_HEADERS] = [((0, 0), (0, 0)); MAX_HEADERS];
+    let mut close = false;
+    for (to, h) in spans.iter_mut().zip(req.headers.iter()) {
+        let name = h.name.as_bytes();
+        let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
+        if is("content-length") {
+            if h.value.trim_ascii() != b"0" {
+                return Parsed::Other;
+            }
+        } else if is("transfer-encoding") || is("expect") || is("upgrade") || is("te") {
+            return Parsed::Other;
+        } else if is("connection") {
+            for token in h.value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+                if token.eq_ignore_ascii_case(b"close") {
+                    close = true;
+                } else if token.eq_ignore_ascii_case(b"upgrade") {
+                    return Parsed::Other;
+                }
+            }
+        }
+        *to = (span(name), span(h.value));
+    }
+    let count = req.headers.len();
+    let head = buf.split_to(len).freeze();
+    match parts(&head, method, target, &spans[..count]) {
+        Some(parts) => Parsed::Request(parts, close),
+        None => {
+            // An invalid name, value or target: put the bytes back for hyper.
+            let mut all = BytesMut::with_capacity(head.len() + buf.len());
+            all.extend_from_slice(&head);
+            all.extend_from_slice(buf);
+            *buf = all;
+            Parsed::Other
+        }
+    }
+}
+
+/// The request parts, header values sharing the head's bytes.
+fn parts(head: &Bytes, method: Method, target: (usize, usize), spans: &[Span]) -> Option<request::Parts> {
+    let mut headers = HeaderMap::with_capacity(spans.len());
+    for &((ns, ne), (vs, ve)) in spans {
+        let name = HeaderName::from_bytes(&head[ns..ne]).ok()?;
+        let value = HeaderValue::from_maybe_shared(head.slice(vs..ve)).ok()?;
+        headers.append(name, value);
+    }
+    let (mut parts, ()) = Request::new(()).into_parts();
+    parts.method = method;
+    parts.uri = Uri::from_maybe_shared(head.slice(target.0..target.1)).ok()?;
+    parts.version = Version::HTTP_11;
+    parts.headers = headers;
+    Some(parts)
+}
+
+/// Writes a response: the head (with `content-length` or chunked framing,
+/// `date`, and `connection: close` when closing), then the body.
+async fn respond(
+    stream: &mut TcpStream,
+    res: Response<ProxyBody>,
+    head_request: bool,
+    close: bool,
+) -> io::Result<()> {
+    let (parts, mut body) = res.into_parts();
+    let status = parts.status;
+    let no_body = head_request
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    let mut out = Vec::with_capacity(512);
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in &parts.headers {
+        put(&mut out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    let mut chunked = false;
+    if !no_body && !parts.headers.contains_key(header::CONTENT_LENGTH) {
+        match body.size_hint().exact() {
+            Some(n) => {
+                let _ = write!(out, "content-length: {n}\r\n");
+            }
+            None => {
+                chunked = true;
+                out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+            }
+        }
+    }
+    if !parts.headers.contains_key(header::DATE) {
+        put(&mut out, b"date", &http_date());
+    }
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    if no_body {
+        drop(body);
+        return stream.write_all(&out).await;
+    }
+    loop {
+        // Take what the body has ready; before waiting for more, send what is written.
+        let frame = match poll_fn(|cx| Poll::Ready(Pin::new(&mut body).poll_frame(cx))).await {
+            Poll::Ready(frame) => frame,
+            Poll::Pending => {
+                if !out.is_empty() {
+                    stream.write_all(&out).await?;
+                    out.clear();
+                }
+                poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+            }
+        };
+        let data = match frame {
+            None => break,
+            Some(Err(error)) => return Err(error),
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) if !data.is_empty() => data,
+                _ => continue,
+            },
+        };
+        if chunked {
+            let _ = write!(out, "{:x}\r\n", data.len());
+        }
+        if data.len() <= COPY_MAX {
+            out.extend_from_slice(&data);
+        } else {
+            write_two(stream, &out, &data).await?;
+            out.clear();
+        }
+        if chunked {
+            out.extend_from_slice(b"\r\n");
+        }
+        if out.len() >= 4 * COPY_MAX {
+            stream.write_all(&out).await?;
+            out.clear();
+        }
+    }
+    if chunked {
+        out.extend_from_slice(b"0\r\n\r\n");
+    }
+    if out.is_empty() {
+        Ok(())
+    } else {
+        stream.write_all(&out).await
+    }
+}
+
+fn put(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Writes `a` then `b`, vectored.
+async fn write_two(stream: &mut TcpStream, mut a: &[u8], mut b: &[u8]) -> io::Result<()> {
+    while !a.is_empty() {
+        let n = stream.write_vectored(&[IoSlice::new(a), IoSlice::new(b)]).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        if n < a.len() {
+            a = &a[n..];
+        } else {
+            b = &b[n - a.len()..];
+            a = &[];
+        }
+    }
+    stream.write_all(b).await
+}
+
+/// The current time as an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`),
+/// formatted once a second per thread.
+fn http_date() -> [u8; 29] {
+    thread_local! {
+        static CACHE: std::cell::Cell<(u64, [u8; 29])> = const { std::cell::Cell::new((u64::MAX, [0; 29])) };
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    CACHE.with(|cache| {
+        let (at, text) = cache.get();
+        if at == now {
+            return text;
+        }
+        let text = format_date(now);
+        cache.set((now, text));
+        text
+    })
+}
+
+fn format_date(secs: u64) -> [u8; 29] {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let mut out = [0u8; 29];
+    let mut cursor = io::Cursor::new(&mut out[..]);
+    let _ = write!(
+        cursor,
+        "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
+        DAYS[(days % 7) as usize],
+        day,
+        MONTHS[(month - 1) as usize],
+        year,
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    );
+    out
+}
+
+/// A stream whose first reads return bytes already read from it.
+pub(crate) struct Rewind<S> {
+    pre: Bytes,
+    inner: S,
+}
+
+impl<S> Rewind<S> {
+    pub(crate) fn new(inner: S, pre: Bytes) -> Self {
+        Self { pre, inner }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.pre.is_empty() {
+            let n = self.pre.len().min(buf.remaining());
+            buf.put_slice(&self.pre[..n]);
+            self.pre.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(text: &str) -> (Parsed, BytesMut) {
+        let mut buf = BytesMut::from(text.as_bytes());
+        (parse(&mut buf), buf)
+    }
+
+    #[test]
+    fn simple_requests_are_parsed_in_place() {
+        let (p, rest) =
+            parsed("GET /a?b=1 HTTP/1.1\r\nHost: x.localhost\r\nX-A: 1\r\nX-A: 2\r\n\r\nGET /next");
+        let Parsed::Request(parts, close) = p else {
+            panic!("parsed")
+        };
+        assert!(!close);
+        assert_eq!(
+            (parts.method, parts.uri.to_string()),
+            (Method::GET, "/a?b=1".to_owned())
+        );
+        assert_eq!(parts.headers["host"], "x.localhost");
+        assert_eq!(parts.headers.get_all("x-a").iter().count(), 2);
+        assert_eq!(&rest[..], b"GET /next", "pipelined bytes stay");
+
+        let (p, _) = parsed("POST / HTTP/1.1\r\nContent-Length: 0\r\nConnection: keep-alive, close\r\n\r\n");
+        assert!(matches!(p, Parsed::Request(_, true)));
+        assert!(matches!(parsed("GET / HTTP/1.1\r\nHost: a").0, Parsed::Partial));
+    }
+
+    #[test]
+    fn other_requests_are_left_for_hyper() {
+        for text in [
+            "POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
+            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "PUT / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
+            "GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+            "GET / HTTP/1.1\r\nTE: trailers\r\n\r\n",
+            "GET / HTTP/1.0\r\n\r\n",
+            "CONNECT a:443 HTTP/1.1\r\n\r\n",
+            "GET http://a/ HTTP/1.1\r\n\r\n",
+            "GET / HTTP/1.1\r\nX-Bad: a\x7fb\r\n\r\n",
+            "garbage\r\n\r\n",
+        ] {
+            let (p, rest) = parsed(text);
+            assert!(matches!(p, Parsed::Other), "{text:?}");
+            assert_eq!(&rest[..], text.as_bytes(), "nothing consumed: {text:?}");
+        }
+    }
+
+    #[test]
+    fn first_bytes_name_the_protocol() {
+        assert_eq!(sniff(&[0x16, 3, 1]), Some(Protocol::Tls));
+        assert_eq!(sniff(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), Some(Protocol::Http2));
+        assert_eq!(sniff(b"PRI * HTTP"), None);
+        assert_eq!(sniff(b"GET / HTTP/1.1"), Some(Protocol::Http1));
+        assert_eq!(sniff(b"P"), None);
+    }
+
+    #[test]
+    fn dates_are_imf_fixdates() {
+        assert_eq!(&format_date(784_111_777), b"Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(&format_date(951_782_400), b"Tue, 29 Feb 2000 00:00:00 GMT");
+        assert_eq!(&format_date(0), b"Thu, 01 Jan 1970 00:00:00 GMT");
+    }
+}
