@@ -208,6 +208,17 @@ fn authorize_api(state: &Shared, headers: &HeaderMap) -> Result<(), Response> {
     }
 }
 
+/// The repository of an API call, once the caller's token is accepted.
+fn authorized_repo(
+    state: &Shared,
+    headers: &HeaderMap,
+    owner: &str,
+    name: &str,
+) -> Result<FakeRepo, Response> {
+    authorize_api(state, headers)?;
+    find_repo(state, owner, name)
+}
+
 fn find_repo(state: &Shared, owner: &str, name: &str) -> Result<FakeRepo, Response> {
     state
         .lock()
@@ -426,10 +437,7 @@ async fn branches(
     Path((owner, name)): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = authorize_api(&state, &headers) {
-        return r;
-    }
-    let repo = match find_repo(&state, &owner, &name) {
+    let repo = match authorized_repo(&state, &headers, &owner, &name) {
         Ok(r) => r,
         Err(r) => return r,
     };
@@ -454,10 +462,7 @@ async fn commit(
     headers: HeaderMap,
     Path((owner, name, reference)): Path<(String, String, String)>,
 ) -> Response {
-    if let Err(r) = authorize_api(&state, &headers) {
-        return r;
-    }
-    let repo = match find_repo(&state, &owner, &name) {
+    let repo = match authorized_repo(&state, &headers, &owner, &name) {
         Ok(r) => r,
         Err(r) => return r,
     };
@@ -508,10 +513,7 @@ async fn contents(
     Path((owner, name, path)): Path<(String, String, String)>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = authorize_api(&state, &headers) {
-        return r;
-    }
-    let repo = match find_repo(&state, &owner, &name) {
+    let repo = match authorized_repo(&state, &headers, &owner, &name) {
         Ok(r) => r,
         Err(r) => return r,
     };
@@ -586,10 +588,7 @@ async fn create_hook(
     Path((owner, name)): Path<(String, String)>,
     Json(body): Json<Value>,
 ) -> Response {
-    if let Err(r) = authorize_api(&state, &headers) {
-        return r;
-    }
-    let repo = match find_repo(&state, &owner, &name) {
+    let repo = match authorized_repo(&state, &headers, &owner, &name) {
         Ok(r) => r,
         Err(r) => return r,
     };
@@ -627,10 +626,7 @@ async fn delete_hook(
     headers: HeaderMap,
     Path((owner, name, id)): Path<(String, String, i64)>,
 ) -> Response {
-    if let Err(r) = authorize_api(&state, &headers) {
-        return r;
-    }
-    let repo = match find_repo(&state, &owner, &name) {
+    let repo = match authorized_repo(&state, &headers, &owner, &name) {
         Ok(r) => r,
         Err(r) => return r,
     };
@@ -655,10 +651,7 @@ async fn create_status(
     Path((owner, name, sha)): Path<(String, String, String)>,
     Json(body): Json<Value>,
 ) -> Response {
-    if let Err(r) = authorize_api(&state, &headers) {
-        return r;
-    }
-    let repo = match find_repo(&state, &owner, &name) {
+    let repo = match authorized_repo(&state, &headers, &owner, &name) {
         Ok(r) => r,
         Err(r) => return r,
     };
