@@ -3,9 +3,8 @@
 //! as [`LoadMetrics`], cached and refreshed in the background.
 
 use crate::clients::AwsClients;
-use crate::error::{aws_error, code_of, err};
+use crate::error::err;
 use crate::infra::Infrastructure;
-use crate::names;
 use aws_sdk_cloudwatch::primitives::DateTime;
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
 use easydeploy_core::ports::{BackendError, BackendResult, LoadMetrics, TrafficFigures, LATENCY_BUCKETS_MS};
@@ -327,23 +326,7 @@ impl Inner {
 
     /// ARN of the app's target group, if it has one.
     async fn target_group(&self, app: &str) -> BackendResult<Option<String>> {
-        let name = names::target_group(&self.infra.prefix, app);
-        match self
-            .clients
-            .elb
-            .describe_target_groups()
-            .names(&name)
-            .send()
-            .await
-        {
-            Ok(out) => Ok(out
-                .target_groups()
-                .first()
-                .and_then(|t| t.target_group_arn())
-                .map(str::to_owned)),
-            Err(e) if code_of(&e) == Some("TargetGroupNotFound") => Ok(None),
-            Err(e) => Err(aws_error(&format!("look up the target group of {app}"), e)),
-        }
+        crate::runtime::routing::target_group_arn(&self.clients.elb, &self.infra.prefix, app).await
     }
 }
 

@@ -6,7 +6,7 @@
 mod destroy;
 mod logs;
 mod rollout;
-mod routing;
+pub(crate) mod routing;
 mod scaling;
 mod service;
 mod stats;

@@ -61,15 +61,17 @@ pub(crate) async fn ensure_target_group(
 
 /// The app's target group ARN, if it exists.
 pub(crate) async fn find_target_group(runtime: &EcsRuntime, app: &AppName) -> BackendResult<Option<String>> {
-    let name = names::target_group(&runtime.infra.prefix, app.as_str());
-    match runtime
-        .clients
-        .elb
-        .describe_target_groups()
-        .names(&name)
-        .send()
-        .await
-    {
+    target_group_arn(&runtime.clients.elb, &runtime.infra.prefix, app.as_str()).await
+}
+
+/// The ARN of the target group named after `app`, if it exists.
+pub(crate) async fn target_group_arn(
+    elb: &aws_sdk_elasticloadbalancingv2::Client,
+    prefix: &str,
+    app: &str,
+) -> BackendResult<Option<String>> {
+    let name = names::target_group(prefix, app);
+    match elb.describe_target_groups().names(&name).send().await {
         Ok(out) => Ok(out
             .target_groups()
             .first()
