@@ -11,25 +11,13 @@ use aws_sdk_applicationautoscaling::types::ServiceNamespace;
 use easydeploy::aws::INFRASTRUCTURE_FILE;
 use easydeploy_aws::{AwsClients, AwsConfig, Infrastructure};
 use serde_json::Value;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{commit, git_repo};
+use support::{commit, free_port, git_repo, STEPS};
 
 const MOTO: &str = "/opt/easydeploy-moto/bin/moto_server";
-const STEPS: [&str; 10] = [
-    "queued",
-    "preparing_tenant",
-    "fetching_source",
-    "detecting",
-    "generating_pipeline",
-    "building",
-    "pushing",
-    "releasing",
-    "verifying",
-    "live",
-];
 
 /// A child process killed on drop.
 struct Process(Child);
@@ -39,14 +27,6 @@ impl Drop for Process {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn wait_port(port: u16, what: &str) {
