@@ -120,6 +120,30 @@ fn unauthorized(code: &'static str, message: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, code, message)
 }
 
+/// True at most once a minute per token, so recording "last used" does not
+/// cost a database write on every request.
+fn first_use_this_minute(token_id: &str) -> bool {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    use std::time::{Duration, Instant};
+    static SEEN: OnceLock<Mutex<HashMap<String, Instant>>> = OnceLock::new();
+    let mut seen = SEEN
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let now = Instant::now();
+    if seen.len() > 10_000 {
+        seen.retain(|_, at| now.duration_since(*at) < Duration::from_secs(60));
+    }
+    match seen.get(token_id) {
+        Some(at) if now.duration_since(*at) < Duration::from_secs(60) => false,
+        _ => {
+            seen.insert(token_id.to_owned(), now);
+            true
+        }
+    }
+}
+
 /// Who a presented token belongs to.
 pub async fn verify(state: &ApiState, token: &str) -> Result<Caller, ApiError> {
     let invalid = || {
@@ -137,13 +161,15 @@ pub async fn verify(state: &ApiState, token: &str) -> Result<Caller, ApiError> {
         return Err(invalid());
     }
     let user = store.user(&user_id).await.map_err(|_| invalid())?;
-    let touch = store.clone();
-    let token_id = id.to_owned();
-    tokio::spawn(async move {
-        if let Err(e) = touch.touch_token(&token_id).await {
-            tracing::debug!(error = %e, "token use not recorded");
-        }
-    });
+    if first_use_this_minute(id) {
+        let touch = store.clone();
+        let token_id = id.to_owned();
+        tokio::spawn(async move {
+            if let Err(e) = touch.touch_token(&token_id).await {
+                tracing::debug!(error = %e, "token use not recorded");
+            }
+        });
+    }
     Ok(Caller {
         user,
         token_id: id.to_owned(),

@@ -99,7 +99,8 @@ impl Store {
         let version: i64 = sqlx::query_scalar("PRAGMA user_version")
             .fetch_one(&writer)
             .await?;
-        if version < SCHEMA_VERSION {
+        let upgrading = version < SCHEMA_VERSION;
+        if upgrading {
             let mut tx = writer.begin().await?;
             sqlx::raw_sql(include_str!("schema.sql"))
                 .execute(&mut *tx)
@@ -114,7 +115,10 @@ impl Store {
             .connect_with(options)
             .await?;
         let store = Self { pool, writer, key };
-        store.seal_plaintext_secrets().await?;
+        if upgrading {
+            // Only databases written before encryption can hold plaintext secrets.
+            store.seal_plaintext_secrets().await?;
+        }
         Ok(store)
     }
 
