@@ -51,6 +51,11 @@ pub(crate) async fn ensure_network(docker: &Docker, tenant_id: &str) -> BackendR
     match within(&what, CALL_TIMEOUT, inspect).await? {
         Ok(_) => return Ok(name),
         Err(e) if is_not_found(&e) => {}
+        // Two processes created it at once: keep one.
+        Err(e) if status_of(&e) == Some(400) => {
+            remove_duplicates(docker, &name).await;
+            return Ok(name);
+        }
         Err(e) => return Err(engine_error(&what, e)),
     }
     let options = CreateNetworkOptions {
@@ -66,7 +71,32 @@ pub(crate) async fn ensure_network(docker: &Docker, tenant_id: &str) -> BackendR
         Err(e) if status_of(&e) == Some(409) => {}
         Err(e) => return Err(engine_error(&what, e)),
     }
+    // Another process (another server on this engine) may have created the
+    // same name at the same moment; the engine does not always refuse that.
+    remove_duplicates(docker, &name).await;
     Ok(name)
+}
+
+/// When several networks carry `name`, removes all but the one every
+/// process picks: the earliest created (then the smallest id).
+async fn remove_duplicates(docker: &Docker, name: &str) {
+    let options = bollard::network::ListNetworksOptions {
+        filters: HashMap::from([("name".to_owned(), vec![name.to_owned()])]),
+    };
+    let Ok(Ok(mut networks)) = tokio::time::timeout(CALL_TIMEOUT, docker.list_networks(Some(options))).await
+    else {
+        return;
+    };
+    networks.retain(|n| n.name.as_deref() == Some(name));
+    networks.sort_by(|a, b| (&a.created, &a.id).cmp(&(&b.created, &b.id)));
+    for extra in networks.iter().skip(1).filter_map(|n| n.id.as_deref()) {
+        match tokio::time::timeout(CALL_TIMEOUT, docker.remove_network(extra)).await {
+            Ok(Ok(())) => tracing::info!(network = %name, id = %extra, "removed a duplicate tenant network"),
+            _ => {
+                tracing::warn!(network = %name, id = %extra, "a duplicate tenant network could not be removed")
+            }
+        }
+    }
 }
 
 /// Removes the tenant's network once no container uses it (its last app
