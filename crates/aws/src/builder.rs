@@ -93,10 +93,22 @@ impl CodeBuildBuilder {
         let efs = matches!(source, BuildSource::Efs);
         if let Some(project) = found.projects().first() {
             let is_efs = project.source().map(|s| s.r#type()) == Some(&SourceType::NoSource);
-            if is_efs != efs {
-                self.switch_workspace(&name, source, buildspec).await?;
+            if is_efs == efs {
+                return Ok(name);
             }
-            return Ok(name);
+            // The source type, EFS mount and VPC go together: the project is
+            // made again for the other workspace (CodeBuild keeps the builds
+            // of a deleted project readable).
+            self.clients
+                .codebuild
+                .delete_project()
+                .name(&name)
+                .send()
+                .await
+                .map_err(err(&format!(
+                    "replace the CodeBuild project {name} for the other workspace"
+                )))?;
+            tracing::info!(project = %name, efs, "replacing the CodeBuild project for the other workspace");
         }
         let environment = built(
             ProjectEnvironment::builder()
@@ -166,41 +178,6 @@ impl CodeBuildBuilder {
             Err(e) => return Err(aws_error(&format!("create the CodeBuild project {name}"), e)),
         }
         Ok(name)
-    }
-
-    /// Moves an existing project to the other workspace (its source, the EFS
-    /// mount and the VPC go together).
-    async fn switch_workspace(&self, name: &str, source: &BuildSource, buildspec: &str) -> BackendResult<()> {
-        let update = self.clients.codebuild.update_project().name(name);
-        let update = match source {
-            BuildSource::S3(location) => update
-                .source(built(
-                    ProjectSource::builder()
-                        .r#type(SourceType::S3)
-                        .location(location)
-                        .buildspec(buildspec)
-                        .build(),
-                )?)
-                .set_file_system_locations(Some(Vec::new()))
-                .vpc_config(VpcConfig::builder().build()),
-            BuildSource::Efs => update
-                .source(built(
-                    ProjectSource::builder()
-                        .r#type(SourceType::NoSource)
-                        .buildspec(buildspec)
-                        .build(),
-                )?)
-                .file_system_locations(self.efs_location())
-                .vpc_config(self.vpc()),
-        };
-        update.send().await.map_err(err(&format!(
-            "move the CodeBuild project {name} to the other workspace"
-        )))?;
-        tracing::info!(
-            project = name,
-            "moved the CodeBuild project to the other workspace"
-        );
-        Ok(())
     }
 
     /// The private subnets and the tasks' security group (allowed to EFS).

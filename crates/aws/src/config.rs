@@ -42,11 +42,13 @@ pub struct AwsConfig {
     pub poll_interval: Duration,
     /// ECR keeps this many images per app (lifecycle policy).
     pub keep_images: u32,
-    /// Auto-scaling allows up to this many times the release's replicas.
+    /// Without an autoscaling policy on the app, Application Auto Scaling
+    /// may run up to this many times the app's replicas (1: a fixed count).
     pub max_scale_factor: u32,
     /// Target average CPU (percent) of the CPU scaling policy.
     pub target_cpu_percent: f64,
-    /// Target requests per replica of the ALB request-count scaling policy.
+    /// Requests per replica per minute (ALBRequestCountPerTarget) the
+    /// request-count scaling policy aims at for apps without a policy.
     pub target_requests_per_replica: f64,
     /// Where build contexts go.
     pub workspace: Workspace,

@@ -25,6 +25,7 @@ use easydeploy_core::ports::{
 };
 use easydeploy_core::AppName;
 use futures_util::stream::BoxStream;
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -123,7 +124,7 @@ impl Runtime for EcsRuntime {
     async fn promote(&self, release: &ReleaseSpec, replicas: &[Replica]) -> BackendResult<()> {
         let target_group = routing::ensure_target_group(self, release).await?;
         routing::ensure_rule(self, &release.app, &target_group).await?;
-        scaling::ensure(self, &release.app, release.replicas, &target_group).await?;
+        scaling::ensure(self, release, &target_group).await?;
         if let Some(task_definition) = replicas.first() {
             service::mark_live(self, release, &task_definition.id).await?;
             task_definition::deregister_old(self, &release.app, &task_definition.id).await?;
@@ -147,10 +148,9 @@ impl Runtime for EcsRuntime {
 
     async fn adopt(&self, release: &ReleaseSpec) -> BackendResult<Vec<Replica>> {
         if let Some(task_definition) = service::current_task_definition(self, &release.app).await? {
-            if service::set_desired_count(self, &release.app, release.replicas).await? {
-                if let Some(target_group) = routing::find_target_group(self, &release.app).await? {
-                    scaling::ensure(self, &release.app, release.replicas, &target_group).await?;
-                }
+            service::fit_desired_count(self, &release.app, &self.replica_bounds(release)).await?;
+            if let Some(target_group) = routing::find_target_group(self, &release.app).await? {
+                scaling::ensure(self, release, &target_group).await?;
             }
             return Ok(vec![Replica {
                 name: format!("{}@{}", release.app, revision_of(&task_definition)),
@@ -161,6 +161,23 @@ impl Runtime for EcsRuntime {
         let replicas = self.launch(release).await?;
         self.promote(release, &replicas).await?;
         Ok(replicas)
+    }
+
+    /// The app's autoscaling bounds, or `replicas` up to `replicas ×
+    /// max_scale_factor` without a policy: Application Auto Scaling moves
+    /// the desired count inside them.
+    fn replica_bounds(&self, release: &ReleaseSpec) -> RangeInclusive<u32> {
+        match release.autoscale {
+            Some(policy) => policy.min.max(1)..=policy.max.max(policy.min).max(1),
+            None => {
+                let floor = release.replicas.max(1);
+                floor..=floor.saturating_mul(self.settings.max_scale_factor)
+            }
+        }
+    }
+
+    fn scales_itself(&self) -> bool {
+        true
     }
 
     async fn remove_orphans(&self, keep: &[String]) -> BackendResult<usize> {

@@ -34,6 +34,7 @@ fn release(app: &AppName, deployment: &str, image: &str, env: &[(&str, &str)], r
         port: Port::new(8080),
         env: env.iter().map(|(k, v)| EnvVar::new(k, v).unwrap()).collect(),
         replicas,
+        autoscale: None,
         health: HealthCheck::default(),
         limits: Limits::default(),
     }

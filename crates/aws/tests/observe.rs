@@ -65,6 +65,7 @@ async fn logs_stats_and_traffic_come_from_cloudwatch() {
         port: Port::new(8080),
         env: vec![],
         replicas: 2,
+        autoscale: None,
         health: HealthCheck::default(),
         limits: Limits::default(),
     };

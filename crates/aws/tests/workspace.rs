@@ -196,4 +196,74 @@ async fn efs_builds_read_the_checkout_from_the_mounted_workspace() {
         "{}",
         error.message
     );
+
+    // Moving the platform to the S3 workspace remakes the project with an S3
+    // source and no VPC; moving back makes it an EFS project again.
+    let s3_config = AwsConfig {
+        workspace: Workspace::S3,
+        ..config.clone()
+    };
+    let on_s3 = AwsBackends::new(
+        &s3_config,
+        &clients,
+        infra.clone(),
+        None,
+        Some(builds.clone()),
+        None,
+    );
+    let project = |clients: easydeploy_aws::AwsClients, name: String| async move {
+        let found = clients
+            .codebuild
+            .batch_get_projects()
+            .names(name)
+            .send()
+            .await
+            .unwrap();
+        found.projects()[0].clone()
+    };
+    for (backends, expect_s3) in [(&on_s3, true), (&aws, false)] {
+        let tag = format!("{repository}:{}", if expect_s3 { "on-s3" } else { "on-efs" });
+        builds.expect(BuildStatus::Succeeded, None, &tag);
+        backends
+            .builder
+            .build(
+                &BuildRequest {
+                    tag,
+                    ..request.clone()
+                },
+                &log,
+            )
+            .await
+            .unwrap();
+        let now = project(clients.clone(), format!("{prefix}-shop")).await;
+        let source = now.source().unwrap();
+        if expect_s3 {
+            assert_eq!(source.r#type().as_str(), "S3");
+            assert!(now.vpc_config().is_none_or(|v| v.vpc_id().is_none()));
+            let key = format!("sources/acme/shop/{commit}.zip");
+            clients
+                .s3
+                .head_object()
+                .bucket(&infra.bucket)
+                .key(&key)
+                .send()
+                .await
+                .expect("the source zip");
+        } else {
+            assert_eq!(source.r#type().as_str(), "NO_SOURCE");
+            assert_eq!(
+                now.vpc_config().and_then(|v| v.vpc_id()),
+                Some(infra.vpc_id.as_str())
+            );
+        }
+    }
+    assert_eq!(
+        recorder.bodies("DeleteProject").len(),
+        2,
+        "each move replaced the project once"
+    );
+    let created = recorder.bodies("CreateProject");
+    assert_eq!(created.len(), 3);
+    assert!(created[1].get("fileSystemLocations").is_none());
+    assert_eq!(created[2]["fileSystemLocations"][0]["type"], "EFS");
 }

@@ -185,7 +185,7 @@ async fn the_server_deploys_to_aws_through_the_engine() {
             "--proxy-addr",
             &format!("127.0.0.1:{proxy_port}"),
             "--reconcile-interval",
-            "3600",
+            "1",
         ])
         .env("EASYDEPLOY_AWS_SIMULATED_BUILDS", "SUCCEEDED")
         .env("EASYDEPLOY_AWS_SECRET_KEY", "07".repeat(32))
@@ -410,6 +410,85 @@ async fn the_server_deploys_to_aws_through_the_engine() {
     assert_eq!(service.task_definition(), Some(td3.as_str()), "same release");
     assert_eq!(scalable_target(&clients, &infra).await, Some((3, 12)));
 
+    // Application Auto Scaling scales out (done here by hand: moto runs no
+    // scaling): the reconciler, which runs every second, keeps a count
+    // within the bounds and brings one beyond them back to the nearest end.
+    let set_desired = |count: i32| {
+        let clients = clients.clone();
+        let cluster = infra.cluster_name.clone();
+        async move {
+            clients
+                .ecs
+                .update_service()
+                .cluster(cluster)
+                .service("shop")
+                .desired_count(count)
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    set_desired(7).await;
+    wait_for_event(&api, "of 3-12 wanted").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        describe_service(&clients, &infra).await.unwrap().desired_count(),
+        7
+    );
+    // A new release keeps the scaled-out count too.
+    api.cli(&["env", "set", "shop", "GREETING=scaled"]).await;
+    let fourth = api.latest_live("shop").await;
+    assert_ne!(fourth["id"], third["id"]);
+    assert_eq!(
+        describe_service(&clients, &infra).await.unwrap().desired_count(),
+        7
+    );
+    set_desired(20).await;
+    let mut desired = 20;
+    for _ in 0..50 {
+        desired = describe_service(&clients, &infra).await.unwrap().desired_count();
+        if desired != 20 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(desired, 12, "beyond the maximum: back to it");
+
+    // The app's own autoscaling policy gives the bounds and the request
+    // target (per second → the ALB's per minute); the engine's autoscaler
+    // leaves the app to Application Auto Scaling.
+    api.cli(&[
+        "autoscale",
+        "shop",
+        "--min",
+        "2",
+        "--max",
+        "5",
+        "--target-rps",
+        "50",
+    ])
+    .await;
+    assert_eq!(scalable_target(&clients, &infra).await, Some((2, 5)));
+    assert_eq!(
+        describe_service(&clients, &infra).await.unwrap().desired_count(),
+        5
+    );
+    let policies = clients
+        .autoscaling
+        .describe_scaling_policies()
+        .service_namespace(ServiceNamespace::Ecs)
+        .resource_id(format!("service/{}/shop", infra.cluster_name))
+        .send()
+        .await
+        .unwrap();
+    let requests = policies
+        .scaling_policies()
+        .iter()
+        .find(|p| p.policy_name() == "shop-requests")
+        .and_then(|p| p.target_tracking_scaling_policy_configuration())
+        .map(|c| c.target_value());
+    assert_eq!(requests, Some(3000.0));
+
     // Destroy: nothing of the app is left.
     api.cli(&["destroy", "shop"]).await;
     assert!(
@@ -470,6 +549,18 @@ async fn the_server_deploys_to_aws_through_the_engine() {
     assert_eq!(sources.key_count(), Some(0));
     let users = clients.iam.get_user().user_name(&user).send().await;
     assert!(users.is_err(), "the tenant had no other app: its user is gone");
+}
+
+/// Waits until one of the app's events contains `text`.
+async fn wait_for_event(api: &Api, text: &str) {
+    for _ in 0..100 {
+        let events = api.get("/apps/shop/events").await;
+        if events.to_string().contains(text) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no event says {text:?}");
 }
 
 fn uuid_like() -> String {

@@ -294,6 +294,9 @@ pub struct ReleaseSpec {
     pub env: Vec<EnvVar>,
     /// Number of replicas.
     pub replicas: u32,
+    /// The app's autoscaling policy, for runtimes that scale by themselves
+    /// (see [`Runtime::replica_bounds`]).
+    pub autoscale: Option<crate::Autoscale>,
     /// How replicas are checked.
     pub health: HealthCheck,
     /// Resource limits.
@@ -359,6 +362,18 @@ pub trait Runtime: Send + Sync {
     /// (health-checked before they take traffic), drains and removes extras,
     /// and routes to the result. Used after a restart, to scale and to heal.
     async fn adopt(&self, release: &ReleaseSpec) -> BackendResult<Vec<Replica>>;
+    /// Replica counts the live release may run with. Runtimes that scale
+    /// by themselves (AWS Application Auto Scaling) answer a range; the
+    /// reconciler leaves a count inside it alone and the engine's own
+    /// autoscaler stays out. Default: exactly `release.replicas`.
+    fn replica_bounds(&self, release: &ReleaseSpec) -> std::ops::RangeInclusive<u32> {
+        release.replicas..=release.replicas
+    }
+    /// Whether the runtime scales replicas itself (then the engine's
+    /// autoscaler does not). Default: no.
+    fn scales_itself(&self) -> bool {
+        false
+    }
     /// Removes every replica whose deployment is not in `keep`.
     async fn remove_orphans(&self, keep: &[String]) -> BackendResult<usize>;
     /// The app's replicas as they are now.

@@ -34,6 +34,10 @@ impl Engine {
         let Some(load) = self.load.get() else {
             return Ok(());
         };
+        if self.backends.runtime.scales_itself() {
+            // The runtime follows the apps' policies on its own (AWS).
+            return Ok(());
+        }
         let now = Instant::now();
         for app in self.store.apps().await? {
             let Some(policy) = app.settings.autoscale else {

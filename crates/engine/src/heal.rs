@@ -107,19 +107,17 @@ impl Engine {
                 }
             }
             let running = mine.iter().filter(|r| r.state == "running").count();
-            let broken = mine
-                .iter()
-                .filter(|r| r.state != "running" && r.state != "restarting")
-                .count();
-            if running + mine.iter().filter(|r| r.state == "restarting").count() != spec.replicas as usize
-                || broken > 0
-            {
+            let restarting = mine.iter().filter(|r| r.state == "restarting").count();
+            let broken = mine.len() - running - restarting;
+            let bounds = self.backends.runtime.replica_bounds(&spec);
+            let counted = u32::try_from(running + restarting).unwrap_or(u32::MAX);
+            if !bounds.contains(&counted) || broken > 0 {
                 match self.backends.runtime.adopt(&spec).await {
                     Ok(serving) => {
                         let message = format!(
                             "{} replica(s) were running of {} wanted; now serving {}",
                             running,
-                            spec.replicas,
+                            wanted(&bounds),
                             serving.len()
                         );
                         tracing::info!(app = %app, %message, "healed");
@@ -133,5 +131,14 @@ impl Engine {
             }
         }
         Ok(())
+    }
+}
+
+/// `3` or `2-8`.
+fn wanted(bounds: &std::ops::RangeInclusive<u32>) -> String {
+    if bounds.start() == bounds.end() {
+        bounds.start().to_string()
+    } else {
+        format!("{}-{}", bounds.start(), bounds.end())
     }
 }

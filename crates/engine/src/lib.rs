@@ -263,6 +263,7 @@ impl Engine {
         let mut spec = self.spec(&app.tenant, deployment, image, port);
         // Scaling changes the app's replica count after the deployment was made.
         spec.replicas = app.settings.replicas.get();
+        spec.autoscale = app.settings.autoscale;
         Ok(Some(spec))
     }
 
@@ -301,6 +302,7 @@ impl Engine {
             port,
             env: deployment.settings.env.clone(),
             replicas: deployment.settings.replicas.get(),
+            autoscale: deployment.settings.autoscale,
             health,
             limits: self.config.limits,
         }

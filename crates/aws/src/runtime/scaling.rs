@@ -8,7 +8,7 @@ use aws_sdk_applicationautoscaling::types::{
     MetricType, PolicyType, PredefinedMetricSpecification, ScalableDimension, ServiceNamespace,
     TargetTrackingScalingPolicyConfiguration,
 };
-use easydeploy_core::ports::{BackendError, BackendResult};
+use easydeploy_core::ports::{BackendError, BackendResult, ReleaseSpec, Runtime};
 use easydeploy_core::AppName;
 
 pub(crate) fn resource_id(runtime: &EcsRuntime, app: &AppName) -> String {
@@ -23,17 +23,24 @@ pub(crate) fn policy_names(app: &AppName) -> [String; 2] {
     [format!("{app}-cpu"), format!("{app}-requests")]
 }
 
-/// Scales the app between `replicas` and `replicas × factor`.
+/// Scales the app within [`Runtime::replica_bounds`]: towards the CPU
+/// target and the requests per replica of the app's policy (per second,
+/// ×60 for the ALB's per-minute count) or the platform's default.
 pub(crate) async fn ensure(
     runtime: &EcsRuntime,
-    app: &AppName,
-    replicas: u32,
+    release: &ReleaseSpec,
     target_group: &str,
 ) -> BackendResult<()> {
     let aas = &runtime.clients.autoscaling;
+    let app = &release.app;
     let resource = resource_id(runtime, app);
-    let min = replicas.max(1) as i32;
-    let max = (replicas.max(1) * runtime.settings.max_scale_factor) as i32;
+    let bounds = runtime.replica_bounds(release);
+    let (min, max) = (*bounds.start() as i32, *bounds.end() as i32);
+    let requests_per_minute = release
+        .autoscale
+        .map_or(runtime.settings.target_requests_per_replica, |p| {
+            p.target_rps * 60.0
+        });
     aas.register_scalable_target()
         .service_namespace(ServiceNamespace::Ecs)
         .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
@@ -56,7 +63,7 @@ pub(crate) async fn ensure(
             requests_name,
             MetricType::AlbRequestCountPerTarget,
             Some(label),
-            runtime.settings.target_requests_per_replica,
+            requests_per_minute,
         ),
     ];
     for (name, metric, label, target) in policies {

@@ -8,8 +8,9 @@ use aws_sdk_ecs::types::{
     AssignPublicIp, AwsVpcConfiguration, DeploymentCircuitBreaker, DeploymentConfiguration, LaunchType,
     LoadBalancer, NetworkConfiguration, PropagateTags, Service, Tag,
 };
-use easydeploy_core::ports::{BackendResult, ReleaseSpec};
+use easydeploy_core::ports::{BackendResult, ReleaseSpec, Runtime};
 use easydeploy_core::AppName;
+use std::ops::RangeInclusive;
 
 /// The app's service unless missing or deleted.
 pub(crate) async fn describe(runtime: &EcsRuntime, app: &AppName) -> BackendResult<Option<Service>> {
@@ -59,12 +60,14 @@ pub(crate) async fn create_or_update(
         .maximum_percent(200)
         .build();
     let grace = release.health.grace.as_secs().min(i32::MAX as u64) as i32;
-    if describe(runtime, &release.app).await?.is_some() {
+    if let Some(service) = describe(runtime, &release.app).await? {
+        // Keep a count Application Auto Scaling chose while it is in bounds.
+        let desired = fit(service.desired_count(), &runtime.replica_bounds(release));
         ecs.update_service()
             .cluster(&infra.cluster_name)
             .service(&name)
             .task_definition(task_definition)
-            .desired_count(release.replicas as i32)
+            .desired_count(desired)
             .deployment_configuration(deployment_config)
             .health_check_grace_period_seconds(grace)
             .send()
@@ -193,17 +196,18 @@ pub(crate) async fn revert(runtime: &EcsRuntime, task_definition: &str) -> Backe
     super::task_definition::deregister(runtime, task_definition).await
 }
 
-/// Sets the service's desired count unless it is already `replicas`;
-/// returns whether it changed.
-pub(crate) async fn set_desired_count(
+/// Brings the service's desired count into `bounds` (the nearest end)
+/// unless it is already inside; returns whether it changed.
+pub(crate) async fn fit_desired_count(
     runtime: &EcsRuntime,
     app: &AppName,
-    replicas: u32,
+    bounds: &RangeInclusive<u32>,
 ) -> BackendResult<bool> {
     let Some(service) = describe(runtime, app).await? else {
         return Ok(false);
     };
-    if service.desired_count() == replicas as i32 {
+    let desired = fit(service.desired_count(), bounds);
+    if service.desired_count() == desired {
         return Ok(false);
     }
     runtime
@@ -212,12 +216,18 @@ pub(crate) async fn set_desired_count(
         .update_service()
         .cluster(&runtime.infra.cluster_name)
         .service(names::service(app.as_str()))
-        .desired_count(replicas as i32)
+        .desired_count(desired)
         .send()
         .await
         .map_err(err(&format!("scale the ECS service of {app}")))?;
-    tracing::info!(%app, replicas, "set the ECS service's desired count");
+    tracing::info!(%app, desired, "set the ECS service's desired count");
     Ok(true)
+}
+
+/// `count` moved into `bounds`.
+fn fit(count: i32, bounds: &RangeInclusive<u32>) -> i32 {
+    let (low, high) = (*bounds.start() as i32, *bounds.end() as i32);
+    count.clamp(low, high.max(low))
 }
 
 /// Stops one task; one that is already gone is fine.

@@ -153,6 +153,7 @@ pub fn release(app: &AppName, deployment: &str, image: &str, replicas: u32) -> R
         port: Port::new(8080),
         env: vec![EnvVar::new("GREETING", "hi").unwrap()],
         replicas,
+        autoscale: None,
         health: HealthCheck {
             path: "/".into(),
             grace: Duration::from_secs(20),
