@@ -59,8 +59,10 @@ impl Chunked {
                         };
                     };
                     let line = &buf[..end];
+                    // chunk-size = 1*HEXDIG, then optional whitespace (BWS)
+                    // before a chunk-ext; nothing before the digits.
                     let digits = line.split(|b| *b == b';').next().unwrap_or_default();
-                    let digits = digits.trim_ascii();
+                    let digits = digits.trim_ascii_end();
                     if digits.is_empty() || digits.len() > 15 {
                         return Err(invalid("chunk size"));
                     }
@@ -169,11 +171,22 @@ mod tests {
         let (data, trailers) = decode_bytewise(b"3\r\nabc\r\n0\r\nx-sum: 42\r\n\r\n");
         assert_eq!(data, b"abc");
         assert_eq!(trailers.unwrap()["x-sum"], "42");
+
+        // Whitespace before an extension (BWS) is allowed.
+        let (data, _) = decode_bytewise(b"3 ;e=1\r\nabc\r\n0\r\n\r\n");
+        assert_eq!(data, b"abc");
     }
 
     #[test]
     fn rejects_malformed_chunks() {
-        for bad in [&b"zz\r\n"[..], b"3\r\nabcXY", b"\r\n"] {
+        for bad in [
+            &b"zz\r\n"[..],
+            b"3\r\nabcXY",
+            b"\r\n",
+            b" 3\r\nabc\r\n",
+            b"\t3\r\n",
+            b"3 3\r\n",
+        ] {
             let mut buf = BytesMut::from(bad);
             let mut dec = Chunked::Size;
             let mut result = Ok(Decoded::More);
