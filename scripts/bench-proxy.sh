@@ -5,7 +5,7 @@
 # `crates/edge/examples/bench.rs upstream`), reached on its bridge address.
 #
 #   sudo scripts/bench-proxy.sh                  # 8 s per run, 10000 idle connections
-#   sudo DURATION=15 IDLE=20000 scripts/bench-proxy.sh
+#   sudo DURATION=15 IDLE=20000 PASSES=5 scripts/bench-proxy.sh
 #   sudo scripts/bench-proxy.sh local            # no platform: upstream and edge alone, on loopback
 #   sudo scripts/bench-proxy.sh metrics          # only the metrics on/off comparison
 #
@@ -29,7 +29,8 @@
 # data dir and deploys the upstream app; then, for 32 and 256 connections,
 # keep-alive and one request per connection (`Connection: close`), runs wrk
 # (2 threads, --latency) against the upstream directly and through each
-# proxy, and prints req/s, p50, p99, errors, the edge's ratio to each peer,
+# proxy, PASSES times (default 3, the proxies' order rotated each pass), and
+# prints the medians of req/s, p50 and p99, errors, the edge's ratio to each peer,
 # each proxy's peak RSS over all runs, and each proxy's RSS holding IDLE
 # idle keep-alive client connections (each opened with one request).
 # Every proxy gets the same work: keep-alive to the upstream, X-Forwarded-*
@@ -43,6 +44,7 @@ IDLE=${IDLE:-10000}
 CONNS=(${CONNS:-32 256})
 THREADS=${THREADS:-2}
 ROUNDS=${ROUNDS:-3}
+PASSES=${PASSES:-3}
 MODE=${1:-all}
 case "$MODE" in all | local | metrics) ;; *) echo "usage: $0 [all|local|metrics]" >&2; exit 2 ;; esac
 PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
@@ -111,11 +113,14 @@ run() { # run NAME URL CONNS MODE
   wrk -t"$THREADS" -c"$conns" -d1s -H 'Host: bench.localhost' "${extra[@]}" "$url" >/dev/null 2>&1 || true
   out=$(wrk -t"$THREADS" -c"$conns" -d"${DURATION}s" --latency -H 'Host: bench.localhost' "${extra[@]}" "$url" 2>&1)
   local key="$name/$conns/$mode"
-  RPS[$key]=$(awk '/^Requests\/sec/ { printf "%d", $2 }' <<<"$out")
-  P50[$key]=$(to_ms "$(awk '$1 == "50%" { print $2 }' <<<"$out")")
-  P99[$key]=$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
-  ERR[$key]=$(awk '/Socket errors/ { gsub(",", ""); e += $4 + $6 + $8 + $10 } /Non-2xx/ { e += $NF } END { print e + 0 }' <<<"$out")
+  # Each pass appends; `median` reduces them once every pass ran.
+  RPS[$key]+=" $(awk '/^Requests\/sec/ { printf "%d", $2 }' <<<"$out")"
+  P50[$key]+=" $(to_ms "$(awk '$1 == "50%" { print $2 }' <<<"$out")")"
+  P99[$key]+=" $(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")"
+  ERR[$key]=$((${ERR[$key]:-0} + $(awk '/Socket errors/ { gsub(",", ""); e += $4 + $6 + $8 + $10 } /Non-2xx/ { e += $NF } END { print e + 0 }' <<<"$out")))
 }
+# Median of space-separated numbers (the lower middle one for an even count).
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "-" }'; }
 
@@ -339,14 +344,24 @@ done
 for name in "${NAMES[@]}"; do
   for pid in $(pids_of "$name"); do echo 5 >"/proc/$pid/clear_refs" 2>/dev/null || true; done
 done
-for conns in "${CONNS[@]}"; do
-  for mode in keepalive close; do
-    say "wrk: $conns connections, $mode"
-    run direct "http://$UPSTREAM/" "$conns" "$mode"
-    for name in "${NAMES[@]}"; do
-      run "$name" "http://127.0.0.1:${PORT[$name]}/" "$conns" "$mode"
+# PASSES passes over every setting; each pass starts with the next proxy so
+# that none is always the first (or last) after a change of setting.
+for pass in $(seq "$PASSES"); do
+  for conns in "${CONNS[@]}"; do
+    for mode in keepalive close; do
+      say "wrk: pass $pass of $PASSES, $conns connections, $mode"
+      run direct "http://$UPSTREAM/" "$conns" "$mode"
+      for i in "${!NAMES[@]}"; do
+        name=${NAMES[$(((i + pass - 1) % ${#NAMES[@]}))]}
+        run "$name" "http://127.0.0.1:${PORT[$name]}/" "$conns" "$mode"
+      done
     done
   done
+done
+for key in "${!RPS[@]}"; do
+  RPS[$key]=$(median "${RPS[$key]}")
+  P50[$key]=$(median "${P50[$key]}")
+  P99[$key]=$(median "${P99[$key]}")
 done
 declare -A PEAK
 for name in "${NAMES[@]}"; do PEAK[$name]=$(mem_of "$name" VmHWM); done
@@ -376,6 +391,7 @@ done
 # --- report ------------------------------------------------------------------------------
 echo
 echo "Edge proxy benchmark ($MODE) — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, wrk -t$THREADS -d${DURATION}s, upstream $UPSTREAM"
+echo "req/s, p50, p99: medians of $PASSES passes (proxy order rotated each pass); errors: their sum"
 echo "load average at the start: $LOAD_START, now: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "versions: $(nginx -v 2>&1 | sed 's/.*: //'), $(haproxy -v | head -1 | awk '{print "HAProxy", $3}'), caddy $(caddy version | awk '{print $1}'), easydeploy release build"
 echo
