@@ -357,8 +357,8 @@ pub trait Runtime: Send + Sync {
     async fn promote(&self, release: &ReleaseSpec, replicas: &[Replica]) -> BackendResult<()>;
     /// Stops and removes replicas that will not go live.
     async fn discard(&self, replicas: &[Replica]) -> BackendResult<()>;
-    /// Makes the live release serve with exactly `release.replicas`
-    /// replicas: adopts running ones, replaces stopped or missing ones
+    /// Makes the live release serve with `release.replicas` replicas (a
+    /// count within [`Runtime::replica_bounds`]): adopts running ones, replaces stopped or missing ones
     /// (health-checked before they take traffic), drains and removes extras,
     /// and routes to the result. Used after a restart, to scale and to heal.
     async fn adopt(&self, release: &ReleaseSpec) -> BackendResult<Vec<Replica>>;

@@ -35,7 +35,8 @@ pub(crate) async fn ensure(
     let app = &release.app;
     let resource = resource_id(runtime, app);
     let bounds = runtime.replica_bounds(release);
-    let (min, max) = (*bounds.start() as i32, *bounds.end() as i32);
+    let count = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+    let (min, max) = (count(*bounds.start()), count(*bounds.end()));
     let requests_per_minute = release
         .autoscale
         .map_or(runtime.settings.target_requests_per_replica, |p| {
