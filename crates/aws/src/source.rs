@@ -6,7 +6,7 @@
 use easydeploy_core::PipelineFiles;
 use std::collections::HashSet;
 use std::io::{self, Cursor, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
 
@@ -31,17 +31,104 @@ fn pipeline_files(pipeline: &PipelineFiles) -> Vec<(String, &[u8])> {
     added
 }
 
+/// What goes into a build context: the checkout's entries (without `.git`
+/// and without files a pipeline file replaces) and the pipeline files.
+struct Context<'a> {
+    entries: Vec<Entry>,
+    added: Vec<(String, &'a [u8])>,
+}
+
+/// One file, folder or symlink of the checkout, by its `/`-separated path.
+struct Entry {
+    rel: String,
+    path: PathBuf,
+    kind: Kind,
+}
+
+enum Kind {
+    Dir,
+    File { mode: u32 },
+    Symlink(PathBuf),
+}
+
+impl<'a> Context<'a> {
+    fn read(dir: &Path, pipeline: &'a PipelineFiles) -> io::Result<Self> {
+        let added = pipeline_files(pipeline);
+        let replaced: HashSet<&str> = added.iter().map(|(name, _)| name.as_str()).collect();
+        let mut entries = Vec::new();
+        walk(dir, "", &replaced, &mut entries)?;
+        Ok(Self { entries, added })
+    }
+}
+
+/// Appends the entries under `dir` in name order, each folder before its contents.
+fn walk(dir: &Path, prefix: &str, replaced: &HashSet<&str>, out: &mut Vec<Entry>) -> io::Result<()> {
+    let mut found = std::fs::read_dir(dir)?.collect::<io::Result<Vec<_>>>()?;
+    found.sort_by_key(|e| e.file_name());
+    for entry in found {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if prefix.is_empty() && name == ".git" {
+            continue;
+        }
+        let rel = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}/{name}")
+        };
+        if replaced.contains(rel.as_str()) {
+            continue;
+        }
+        let file_type = entry.file_type()?;
+        let path = entry.path();
+        let kind = if file_type.is_symlink() {
+            Kind::Symlink(std::fs::read_link(&path)?)
+        } else if file_type.is_dir() {
+            Kind::Dir
+        } else if file_type.is_file() {
+            #[cfg(unix)]
+            let mode = {
+                use std::os::unix::fs::PermissionsExt;
+                entry.metadata()?.permissions().mode() & 0o777
+            };
+            #[cfg(not(unix))]
+            let mode = 0o644;
+            Kind::File { mode }
+        } else {
+            continue;
+        };
+        let is_dir = matches!(kind, Kind::Dir);
+        out.push(Entry {
+            rel: rel.clone(),
+            path: path.clone(),
+            kind,
+        });
+        if is_dir {
+            walk(&path, &rel, replaced, out)?;
+        }
+    }
+    Ok(())
+}
+
 /// Zips `dir` and the pipeline files (generated Dockerfile, `.dockerignore`,
 /// `buildspec.yml`, extra files); symlinks stay symlinks; timestamps are fixed
 /// so the same input gives the same bytes.
 pub fn zip_context(dir: &Path, pipeline: &PipelineFiles) -> io::Result<Vec<u8>> {
-    let added = pipeline_files(pipeline);
-    let replaced: HashSet<String> = added.iter().map(|(name, _)| name.clone()).collect();
-
+    let context = Context::read(dir, pipeline)?;
     let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
-    add_dir(&mut zip, dir, "", &replaced)?;
+    for entry in context.entries {
+        match entry.kind {
+            Kind::Symlink(target) => {
+                zip.add_symlink(entry.rel, target.to_string_lossy(), file_options(0o777))?
+            }
+            Kind::Dir => zip.add_directory(format!("{}/", entry.rel), file_options(0o755))?,
+            Kind::File { mode } => {
+                zip.start_file(entry.rel, file_options(mode))?;
+                zip.write_all(&std::fs::read(&entry.path)?)?;
+            }
+        }
+    }
     let options = file_options(0o644);
-    for (name, bytes) in added {
+    for (name, bytes) in context.added {
         zip.start_file(name, options)?;
         zip.write_all(bytes)?;
     }
@@ -51,8 +138,7 @@ pub fn zip_context(dir: &Path, pipeline: &PipelineFiles) -> io::Result<Vec<u8>> 
 /// Copies the same files as [`zip_context`] to `dest` (replaced if it
 /// exists): written beside it first, then renamed into place.
 pub fn write_context(dir: &Path, pipeline: &PipelineFiles, dest: &Path) -> io::Result<()> {
-    let added = pipeline_files(pipeline);
-    let replaced: HashSet<String> = added.iter().map(|(name, _)| name.clone()).collect();
+    let context = Context::read(dir, pipeline)?;
     let parent = dest
         .parent()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the workspace has no parent folder"))?;
@@ -66,8 +152,20 @@ pub fn write_context(dir: &Path, pipeline: &PipelineFiles, dest: &Path) -> io::R
         std::fs::remove_dir_all(&partial)?;
     }
     std::fs::create_dir_all(&partial)?;
-    copy_dir(dir, &partial, "", &replaced)?;
-    for (name, bytes) in added {
+    for entry in context.entries {
+        let target = partial.join(&entry.rel);
+        match entry.kind {
+            #[cfg(unix)]
+            Kind::Symlink(link) => std::os::unix::fs::symlink(link, &target)?,
+            #[cfg(not(unix))]
+            Kind::Symlink(_) => {}
+            Kind::Dir => std::fs::create_dir_all(&target)?,
+            Kind::File { .. } => {
+                std::fs::copy(&entry.path, &target)?;
+            }
+        }
+    }
+    for (name, bytes) in context.added {
         let path = partial.join(&name);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
@@ -78,37 +176,6 @@ pub fn write_context(dir: &Path, pipeline: &PipelineFiles, dest: &Path) -> io::R
         std::fs::remove_dir_all(dest)?;
     }
     std::fs::rename(&partial, dest)
-}
-
-fn copy_dir(from: &Path, to: &Path, prefix: &str, replaced: &HashSet<String>) -> io::Result<()> {
-    let mut entries = std::fs::read_dir(from)?.collect::<io::Result<Vec<_>>>()?;
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if prefix.is_empty() && name == ".git" {
-            continue;
-        }
-        let rel = if prefix.is_empty() {
-            name.clone()
-        } else {
-            format!("{prefix}/{name}")
-        };
-        if replaced.contains(&rel) {
-            continue;
-        }
-        let kind = entry.file_type()?;
-        let target = to.join(&name);
-        if kind.is_symlink() {
-            #[cfg(unix)]
-            std::os::unix::fs::symlink(std::fs::read_link(entry.path())?, &target)?;
-        } else if kind.is_dir() {
-            std::fs::create_dir_all(&target)?;
-            copy_dir(&entry.path(), &target, &rel, replaced)?;
-        } else if kind.is_file() {
-            std::fs::copy(entry.path(), &target)?;
-        }
-    }
-    Ok(())
 }
 
 /// The buildspec with `cd <dir>` as the first command of its first phase,
@@ -141,50 +208,6 @@ fn file_options(mode: u32) -> SimpleFileOptions {
         .compression_method(CompressionMethod::Deflated)
         .last_modified_time(zip::DateTime::default())
         .unix_permissions(mode)
-}
-
-fn add_dir(
-    zip: &mut ZipWriter<Cursor<Vec<u8>>>,
-    dir: &Path,
-    prefix: &str,
-    replaced: &HashSet<String>,
-) -> io::Result<()> {
-    let mut entries = std::fs::read_dir(dir)?.collect::<io::Result<Vec<_>>>()?;
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if prefix.is_empty() && name == ".git" {
-            continue;
-        }
-        let rel = if prefix.is_empty() {
-            name
-        } else {
-            format!("{prefix}/{name}")
-        };
-        if replaced.contains(&rel) {
-            continue;
-        }
-        let kind = entry.file_type()?;
-        let path = entry.path();
-        if kind.is_symlink() {
-            let target = std::fs::read_link(&path)?;
-            zip.add_symlink(rel, target.to_string_lossy(), file_options(0o777))?;
-        } else if kind.is_dir() {
-            zip.add_directory(format!("{rel}/"), file_options(0o755))?;
-            add_dir(zip, &path, &rel, replaced)?;
-        } else if kind.is_file() {
-            #[cfg(unix)]
-            let mode = {
-                use std::os::unix::fs::PermissionsExt;
-                entry.metadata()?.permissions().mode() & 0o777
-            };
-            #[cfg(not(unix))]
-            let mode = 0o644;
-            zip.start_file(rel, file_options(mode))?;
-            zip.write_all(&std::fs::read(&path)?)?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -242,5 +265,32 @@ mod tests {
             .read_to_string(&mut spec)
             .unwrap();
         assert_eq!(spec, "version: 0.2");
+
+        // The EFS copy holds the same paths.
+        let workspace = tempfile::tempdir().unwrap();
+        let dest = workspace.path().join("default/shop/abc");
+        write_context(dir.path(), &files, &dest).unwrap();
+        let mut copied = Vec::new();
+        let mut folders = vec![dest.clone()];
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(folder).unwrap() {
+                let path = entry.unwrap().path();
+                let rel = path.strip_prefix(&dest).unwrap().to_string_lossy().into_owned();
+                if path.is_dir() {
+                    copied.push(format!("{rel}/"));
+                    folders.push(path);
+                } else {
+                    copied.push(rel);
+                }
+            }
+        }
+        copied.sort();
+        let mut expected = names.clone();
+        expected.insert(1, ".easydeploy/".into());
+        assert_eq!(copied, expected);
+        assert_eq!(
+            std::fs::read_to_string(dest.join("buildspec.yml")).unwrap(),
+            "version: 0.2"
+        );
     }
 }
