@@ -168,7 +168,7 @@ impl Runtime for EcsRuntime {
     /// the desired count inside them.
     fn replica_bounds(&self, release: &ReleaseSpec) -> RangeInclusive<u32> {
         match release.autoscale {
-            Some(policy) => policy.min.max(1)..=policy.max.max(policy.min).max(1),
+            Some(policy) => policy.min..=policy.max,
             None => {
                 let floor = release.replicas.max(1);
                 floor..=floor.saturating_mul(self.settings.max_scale_factor)

@@ -10,6 +10,7 @@ use aws_sdk_applicationautoscaling::types::{
 };
 use easydeploy_core::ports::{BackendError, BackendResult, ReleaseSpec, Runtime};
 use easydeploy_core::AppName;
+use std::ops::RangeInclusive;
 
 pub(crate) fn resource_id(runtime: &EcsRuntime, app: &AppName) -> String {
     format!(
@@ -35,8 +36,7 @@ pub(crate) async fn ensure(
     let app = &release.app;
     let resource = resource_id(runtime, app);
     let bounds = runtime.replica_bounds(release);
-    let count = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
-    let (min, max) = (count(*bounds.start()), count(*bounds.end()));
+    let (min, max) = capacity(&bounds);
     let requests_per_minute = release
         .autoscale
         .map_or(runtime.settings.target_requests_per_replica, |p| {
@@ -92,6 +92,13 @@ pub(crate) async fn ensure(
             .map_err(err(&format!("put the scaling policy {name}")))?;
     }
     Ok(())
+}
+
+/// `bounds` as the (min, max) capacity AWS takes: i32, max never below min.
+pub(crate) fn capacity(bounds: &RangeInclusive<u32>) -> (i32, i32) {
+    let count = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+    let min = count(*bounds.start());
+    (min, count(*bounds.end()).max(min))
 }
 
 /// Removes the policies and the scalable target; absent is fine.

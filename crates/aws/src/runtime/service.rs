@@ -226,9 +226,8 @@ pub(crate) async fn fit_desired_count(
 
 /// `count` moved into `bounds`.
 fn fit(count: i32, bounds: &RangeInclusive<u32>) -> i32 {
-    let low = i32::try_from(*bounds.start()).unwrap_or(i32::MAX);
-    let high = i32::try_from(*bounds.end()).unwrap_or(i32::MAX);
-    count.clamp(low, high.max(low))
+    let (low, high) = super::scaling::capacity(bounds);
+    count.clamp(low, high)
 }
 
 /// Stops one task; one that is already gone is fine.
