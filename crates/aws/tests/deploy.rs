@@ -5,14 +5,14 @@
 mod support;
 
 use aws_sdk_applicationautoscaling::types::ServiceNamespace;
-use easydeploy_aws::{bootstrap, AccessKeyCipher, AwsBackends, BootstrapOptions, BuildStatus};
+use easydeploy_aws::{AccessKeyCipher, AwsBackends, BuildStatus};
 use easydeploy_core::ports::{
     BuildRequest, HealthCheck, ImageBuilder, ImageRegistry, Limits, ReleaseSpec, Runtime, Tenant,
     TenantIdentity,
 };
 use easydeploy_core::{AppName, EnvVar, PipelineFiles, Port};
 use std::sync::Arc;
-use support::{unique, FailingRollout, InjectedBuilds, Lines, Moto};
+use support::{FailingRollout, InjectedBuilds, Lines, Moto};
 
 fn pipeline() -> PipelineFiles {
     PipelineFiles {
@@ -45,18 +45,8 @@ async fn deploy_redeploy_scale_and_destroy_on_aws() {
     let moto = Moto::start();
     let config = moto.config();
     let clients = moto.clients().await;
-    let prefix = unique("ed");
-    let infra = bootstrap(
-        &clients,
-        &BootstrapOptions {
-            prefix: prefix.clone(),
-            apps_domain: config.apps_domain.clone(),
-            nat_gateway: false,
-            ..BootstrapOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let infra = support::infrastructure(&clients, &config.apps_domain).await;
+    let prefix = infra.prefix.clone();
     let builds = InjectedBuilds::new(&clients);
     let cipher = AccessKeyCipher::new(&[7; 32]);
     let aws = AwsBackends::new(
@@ -511,16 +501,7 @@ async fn discarding_a_task_stops_it() {
     let moto = Moto::start();
     let config = moto.config();
     let clients = moto.clients().await;
-    let infra = bootstrap(
-        &clients,
-        &BootstrapOptions {
-            prefix: unique("ed"),
-            nat_gateway: false,
-            ..BootstrapOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let infra = support::infrastructure(&clients, "localhost").await;
     let aws = AwsBackends::new(&config, &clients, infra.clone(), None, None, None);
     let app = AppName::parse("shop").unwrap();
     aws.tenants

@@ -2,26 +2,17 @@
 
 mod support;
 
-use easydeploy_aws::{bootstrap, AwsBackends, BootstrapOptions};
+use easydeploy_aws::AwsBackends;
 use easydeploy_core::ports::{ImageRegistry, Tenant, TenantIdentity};
 use easydeploy_core::AppName;
-use support::{unique, Moto};
+use support::Moto;
 
 #[tokio::test]
 async fn missing_permissions_and_throttling_are_clear_errors() {
     let moto = Moto::start();
     let config = moto.config();
     let clients = moto.clients().await;
-    let infra = bootstrap(
-        &clients,
-        &BootstrapOptions {
-            prefix: unique("ed"),
-            nat_gateway: false,
-            ..BootstrapOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let infra = support::infrastructure(&clients, "localhost").await;
     let app = AppName::parse("shop").unwrap();
 
     let denied = moto

@@ -6,14 +6,14 @@ mod support;
 
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
-use easydeploy_aws::{bootstrap, AwsBackends, AwsConfig, BootstrapOptions};
+use easydeploy_aws::{AwsBackends, AwsConfig};
 use easydeploy_core::ports::{
     HealthCheck, Limits, LoadMetrics, ReleaseSpec, Runtime, Tenant, TenantIdentity, LATENCY_BUCKETS_MS,
 };
 use easydeploy_core::{AppName, Port};
 use futures_util::StreamExt;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use support::{unique, Moto};
+use support::Moto;
 
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
@@ -42,17 +42,8 @@ async fn logs_stats_and_traffic_come_from_cloudwatch() {
         ..moto.config()
     };
     let clients = moto.clients().await;
-    let prefix = unique("ed");
-    let infra = bootstrap(
-        &clients,
-        &BootstrapOptions {
-            prefix: prefix.clone(),
-            nat_gateway: false,
-            ..BootstrapOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let infra = support::infrastructure(&clients, "localhost").await;
+    let prefix = infra.prefix.clone();
     let aws = AwsBackends::new(&config, &clients, infra.clone(), None, None, None);
     let app = AppName::parse("shop").unwrap();
     let tenant = Tenant { id: "default".into() };

@@ -4,10 +4,10 @@
 
 mod support;
 
-use easydeploy_aws::{bootstrap, AwsBackends, AwsConfig, BootstrapOptions, BuildStatus, Workspace};
+use easydeploy_aws::{AwsBackends, AwsConfig, BuildStatus, Workspace};
 use easydeploy_core::ports::{BuildRequest, ImageBuilder, ImageRegistry, Tenant};
 use easydeploy_core::{AppName, PipelineFiles, Port};
-use support::{unique, InjectedBuilds, Lines, Moto, Recorder};
+use support::{InjectedBuilds, Lines, Moto, Recorder};
 
 #[tokio::test]
 async fn efs_builds_read_the_checkout_from_the_mounted_workspace() {
@@ -21,17 +21,8 @@ async fn efs_builds_read_the_checkout_from_the_mounted_workspace() {
     };
     let recorder = Recorder::default();
     let clients = moto.recording_clients(&config, &recorder).await;
-    let prefix = unique("ed");
-    let infra = bootstrap(
-        &clients,
-        &BootstrapOptions {
-            prefix: prefix.clone(),
-            nat_gateway: false,
-            ..BootstrapOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let infra = support::infrastructure(&clients, "localhost").await;
+    let prefix = infra.prefix.clone();
     let builds = InjectedBuilds::new(&clients);
     let aws = AwsBackends::new(&config, &clients, infra.clone(), None, Some(builds.clone()), None);
     let app = AppName::parse("shop").unwrap();

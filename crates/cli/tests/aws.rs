@@ -428,9 +428,14 @@ async fn the_server_deploys_to_aws_through_the_engine() {
                 .unwrap();
         }
     };
+    let newest = api.get("/apps/shop/events").await[0]["at"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     set_desired(7).await;
-    wait_for_event(&api, "of 3-12 wanted").await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Two passes after the change (moto runs no tasks, so each pass repairs
+    // and says so): the reconciler saw the new count.
+    wait_for_events_after(&api, &newest, "of 3-12 wanted", 2).await;
     assert_eq!(
         describe_service(&clients, &infra).await.unwrap().desired_count(),
         7
@@ -551,16 +556,23 @@ async fn the_server_deploys_to_aws_through_the_engine() {
     assert!(users.is_err(), "the tenant had no other app: its user is gone");
 }
 
-/// Waits until one of the app's events contains `text`.
-async fn wait_for_event(api: &Api, text: &str) {
+/// Waits until `count` of the app's events newer than `after` (an event's
+/// `at`) contain `text`.
+async fn wait_for_events_after(api: &Api, after: &str, text: &str, count: usize) {
     for _ in 0..100 {
         let events = api.get("/apps/shop/events").await;
-        if events.to_string().contains(text) {
+        let found = events
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["at"].as_str().unwrap() > after && e["message"].as_str().unwrap().contains(text))
+            .count();
+        if found >= count {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("no event says {text:?}");
+    panic!("fewer than {count} events after {after} say {text:?}");
 }
 
 fn uuid_like() -> String {

@@ -11,7 +11,8 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::config_bag::ConfigBag;
 use easydeploy_aws::{
-    AwsClients, AwsConfig, BuildOutcome, BuildStatus, BuildWatcher, RolloutWatcher, StartedBuild,
+    bootstrap, AwsClients, AwsConfig, BootstrapOptions, BuildOutcome, BuildStatus, BuildWatcher,
+    Infrastructure, RolloutWatcher, StartedBuild,
 };
 use easydeploy_core::ports::{BackendError, BackendResult};
 use std::net::{TcpListener, TcpStream};
@@ -240,6 +241,22 @@ impl easydeploy_core::ports::LogSink for Lines {
 }
 
 /// A unique lowercase name for a test's resources.
+/// Shared infrastructure bootstrapped in moto under a fresh prefix (no NAT
+/// gateway), its apps at `APP.<apps_domain>`.
+pub async fn infrastructure(clients: &AwsClients, apps_domain: &str) -> Infrastructure {
+    bootstrap(
+        clients,
+        &BootstrapOptions {
+            prefix: unique("ed"),
+            apps_domain: apps_domain.to_owned(),
+            nat_gateway: false,
+            ..BootstrapOptions::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
 }
