@@ -2,7 +2,10 @@
 # Edge proxy benchmark: Easy Deploy's edge proxy against nginx, HAProxy and
 # Caddy, in the same run, in front of the same upstream: an app deployed by
 # the platform (a FROM-scratch image holding a small static HTTP server,
-# `crates/edge/examples/bench.rs upstream`), reached on its bridge address.
+# `crates/edge/examples/bench.rs upstream`). The peers reach it on its
+# bridge address; the edge, as the platform runs it, from inside the
+# replica's network namespace (`--edge-dial namespace`, the default; run
+# with EASYDEPLOY_EDGE_DIAL=bridge in the environment for the bridge path).
 #
 #   sudo scripts/bench-proxy.sh                  # 8 s per run, 10000 idle connections
 #   sudo DURATION=15 IDLE=20000 PASSES=5 scripts/bench-proxy.sh
@@ -21,7 +24,8 @@
 # ratio off ÷ on. `metrics` mode skips the platform and the peers: its
 # upstream is the bench server run on loopback (no Docker, no release build
 # of the platform); the full run does the same comparison after the peers,
-# against the deployed upstream.
+# against the deployed upstream, then the same for two standalone edges
+# dialing the replica inside its network namespace or across the bridge.
 #
 # Builds the platform in release mode (cold: ~15 min on 2 cores) and the
 # upstream as a static binary; installs nginx-light, haproxy, caddy and wrk
@@ -90,7 +94,7 @@ IDLE_PIDS=()
 EDGE_PIDS=()
 
 cleanup() {
-  exec 8>&- 2>/dev/null || true
+  exec 7>&- 8>&- 2>/dev/null || true
   for pid in "${EDGE_PIDS[@]}" "${IDLE_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for file in "${PIDFILES[@]}"; do
     [ -s "$file" ] && kill "$(cat "$file")" 2>/dev/null || true
@@ -127,44 +131,44 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else
 # CPU time (user, system; clock ticks) of a process.
 cpu_ticks() { awk '{ print $14, $15 }' "/proc/$1/stat"; }
 
-# Metrics on vs off: two standalone edges in front of $UPSTREAM, driven
-# alternately (on, off, then off, on, ...), keep-alive. Besides req/s, each
-# run's CPU time per request of the edge process (user and system, from
-# /proc; less sensitive to other load on the machine than req/s).
-metrics_cost() {
-  local on_port off_port conns round order variant sum_on sum_off ratios out n u0 s0 u1 s1
-  on_port=$(free_port)
-  off_port=$(free_port)
-  mkfifo "$WORK/edges.in"
-  "$TOOL" edge "127.0.0.1:$on_port" bench "$UPSTREAM" on <"$WORK/edges.in" >"$WORK/edge-on.log" 2>&1 &
-  EDGE_PIDS+=($!)
-  local on_pid=$!
-  "$TOOL" edge "127.0.0.1:$off_port" bench "$UPSTREAM" off <"$WORK/edges.in" >"$WORK/edge-off.log" 2>&1 &
-  EDGE_PIDS+=($!)
-  local off_pid=$!
-  exec 8>"$WORK/edges.in"
-  for port in "$on_port" "$off_port"; do
+# Two standalone edges in front of $UPSTREAM, the same code with different
+# `bench edge` settings, driven alternately (a, b, then b, a, ...),
+# keep-alive: compare_edges TITLE A_NAME "A_ARGS" B_NAME "B_ARGS" prints
+# each round's req/s, the ratio b ÷ a and the CPU time per request of each
+# edge process (user and system, from /proc; less sensitive to other load on
+# the machine than req/s).
+compare_edges() {
+  local title=$1 a=$2 a_args=$3 b=$4 b_args=$5 conns round order variant sum_a sum_b ratios out n u0 s0 u1 s1 port
+  declare -A url pid rps cpu name=([a]=$a [b]=$b)
+  for variant in a b; do
+    port=$(free_port)
+    local args=$a_args
+    [ "$variant" = b ] && args=$b_args
+    mkfifo "$WORK/edge-$variant.in"
+    # shellcheck disable=SC2086 # the settings are words
+    "$TOOL" edge "127.0.0.1:$port" bench "$UPSTREAM" $args <"$WORK/edge-$variant.in" >"$WORK/edge-$variant.log" 2>&1 &
+    EDGE_PIDS+=($!)
+    pid[$variant]=$!
+    url[$variant]="http://127.0.0.1:$port/"
+    if [ "$variant" = a ]; then exec 7>"$WORK/edge-a.in"; else exec 8>"$WORK/edge-b.in"; fi
     for _ in $(seq 50); do
-      curl -sf -H 'Host: bench.localhost' "http://127.0.0.1:$port/" >/dev/null 2>&1 && break
+      curl -sf -H 'Host: bench.localhost' "${url[$variant]}" >/dev/null 2>&1 && break
       sleep 0.1
     done
-    curl -sf -H 'Host: bench.localhost' "http://127.0.0.1:$port/" >/dev/null || die "edge on :$port does not answer"
+    curl -sf -H 'Host: bench.localhost' "${url[$variant]}" >/dev/null || die "edge on :$port does not answer"
   done
-  declare -A url=([on]="http://127.0.0.1:$on_port/" [off]="http://127.0.0.1:$off_port/")
-  declare -A pid=([on]=$on_pid [off]=$off_pid)
-  declare -A rps cpu
   echo
-  echo "Edge metrics cost — $(date -u +%Y-%m-%dT%H:%MZ), wrk -t$THREADS -d${DURATION}s keep-alive, upstream $UPSTREAM, load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-  printf '%-6s %-6s %12s %12s %9s %22s %22s\n' conns round 'on req/s' 'off req/s' 'off ÷ on' 'on CPU µs/req usr+sys' 'off CPU µs/req usr+sys'
+  echo "$title — $(date -u +%Y-%m-%dT%H:%MZ), wrk -t$THREADS -d${DURATION}s keep-alive, upstream $UPSTREAM, load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  printf '%-6s %-6s %12s %12s %9s %22s %22s\n' conns round "$a req/s" "$b req/s" "$b ÷ $a" "$a CPU µs/req usr+sys" "$b CPU µs/req usr+sys"
   for conns in "${CONNS[@]}"; do
-    sum_on=0
-    sum_off=0
+    sum_a=0
+    sum_b=0
     ratios=()
     for round in $(seq "$ROUNDS"); do
-      order="on off"
-      [ $((round % 2)) -eq 0 ] && order="off on"
+      order="a b"
+      [ $((round % 2)) -eq 0 ] && order="b a"
       for variant in $order; do
-        say "metrics $variant: $conns connections, round $round"
+        say "$title, ${name[$variant]}: $conns connections, round $round"
         wrk -t"$THREADS" -c"$conns" -d1s -H 'Host: bench.localhost' "${url[$variant]}" >/dev/null 2>&1 || true
         read -r u0 s0 < <(cpu_ticks "${pid[$variant]}")
         out=$(wrk -t"$THREADS" -c"$conns" -d"${DURATION}s" -H 'Host: bench.localhost' "${url[$variant]}" 2>&1)
@@ -174,19 +178,24 @@ metrics_cost() {
         cpu[$variant]=$(awk -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v n="${n:-0}" -v hz="$(getconf CLK_TCK)" \
           'BEGIN { if (n > 0) printf "%.2f+%.2f", u * 1e6 / hz / n, s * 1e6 / hz / n; else print "-" }')
       done
-      sum_on=$((sum_on + rps[on]))
-      sum_off=$((sum_off + rps[off]))
-      ratios+=("$(ratio "${rps[off]}" "${rps[on]}")")
-      printf '%-6s %-6s %12s %12s %9s %22s %22s\n' "$conns" "$round" "${rps[on]}" "${rps[off]}" \
-        "$(ratio "${rps[off]}" "${rps[on]}")" "${cpu[on]}" "${cpu[off]}"
+      sum_a=$((sum_a + rps[a]))
+      sum_b=$((sum_b + rps[b]))
+      ratios+=("$(ratio "${rps[b]}" "${rps[a]}")")
+      printf '%-6s %-6s %12s %12s %9s %22s %22s\n' "$conns" "$round" "${rps[a]}" "${rps[b]}" \
+        "$(ratio "${rps[b]}" "${rps[a]}")" "${cpu[a]}" "${cpu[b]}"
     done
-    printf '%-6s %-6s %12s %12s %9s\n' "$conns" mean "$((sum_on / ROUNDS))" "$((sum_off / ROUNDS))" "$(ratio "$sum_off" "$sum_on")"
+    printf '%-6s %-6s %12s %12s %9s\n' "$conns" mean "$((sum_a / ROUNDS))" "$((sum_b / ROUNDS))" "$(ratio "$sum_b" "$sum_a")"
     printf '%-6s %-6s %12s %12s %9s\n' "$conns" median '' '' \
       "$(printf '%s\n' "${ratios[@]}" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : sprintf("%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2) }')"
   done
-  echo "(off ÷ on above 1: what collecting the metrics costs; load average after: $(cut -d' ' -f1-3 /proc/loadavg))"
-  exec 8>&-
+  echo "(load average after: $(cut -d' ' -f1-3 /proc/loadavg))"
+  exec 7>&- 8>&-
+  kill "${pid[a]}" "${pid[b]}" 2>/dev/null || true
+  rm -f "$WORK/edge-a.in" "$WORK/edge-b.in"
 }
+
+# Metrics on vs off (off ÷ on above 1: what collecting the metrics costs).
+metrics_cost() { compare_edges "Edge metrics cost" on on off off; }
 
 if [ "$MODE" = metrics ]; then
   ulimit -n "$(ulimit -Hn)"
@@ -429,3 +438,9 @@ else
 fi
 
 metrics_cost
+if [ "$MODE" = all ]; then
+  # Dialing the replica inside its network namespace vs across the bridge
+  # (bridge ÷ namespace below 1: what the namespace path saves).
+  SANDBOX=$(docker inspect -f '{{.NetworkSettings.SandboxKey}}' "$CONTAINER")
+  compare_edges "Edge dialing the replica" namespace "on $SANDBOX" bridge on
+fi

@@ -33,6 +33,12 @@ pub struct ServerConfig {
     /// Apps are served at `APP.<apps-domain>`.
     #[arg(long, env = "EASYDEPLOY_APPS_DOMAIN", default_value = "localhost")]
     pub apps_domain: String,
+    /// How the edge proxy reaches local replicas: `namespace` opens each
+    /// connection inside the replica's network namespace (its loopback
+    /// path: less kernel work per request; needs root, else falls back) or
+    /// `bridge` dials the replica's bridge address from the host.
+    #[arg(long, env = "EASYDEPLOY_EDGE_DIAL", default_value = "namespace", value_parser = ["namespace", "bridge"])]
+    pub edge_dial: String,
     /// Deployments run at the same time (default: one per core, at least 2).
     #[arg(long, env = "EASYDEPLOY_WORKERS")]
     pub workers: Option<usize>,
@@ -175,6 +181,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
 
     let edge = EdgeProxy::new(EdgeConfig {
         apps_domain: config.apps_domain.clone(),
+        dial_in_namespace: config.edge_dial != "bridge",
         ..EdgeConfig::default()
     });
     let (backends, aws_load) = match config.runtime.as_str() {

@@ -11,6 +11,7 @@
 
 mod support;
 
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -65,6 +66,57 @@ fn peak_rss() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
     line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+}
+
+/// The container's address, and the remote addresses of the TCP
+/// connections (in any state, `TIME_WAIT` included) to its `port`, read
+/// from its network namespace's `/proc/PID/net/tcp` and `tcp6` (IPv4
+/// clients of a dual-stack listener appear there, mapped).
+fn peers_of(container: &str, port: u16) -> (Ipv4Addr, Vec<Ipv4Addr>) {
+    let out = std::process::Command::new("docker")
+        .args([
+            "inspect",
+            "-f",
+            "{{.State.Pid}} {{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        ])
+        .arg(container)
+        .output()
+        .expect("docker CLI");
+    let out = String::from_utf8(out.stdout).unwrap();
+    let (pid, ip) = out.trim().split_once(' ').expect("pid and address");
+    let mut table = String::new();
+    for file in ["tcp", "tcp6"] {
+        table += &std::fs::read_to_string(format!("/proc/{pid}/net/{file}")).unwrap();
+    }
+    // `sl local rem st ...`, addresses as `0100007F:1F90`: the IP as 32-bit
+    // words in host order (four of them for IPv6).
+    let parse = |field: &str| {
+        let (ip, port) = field.split_once(':').unwrap();
+        let bytes: Vec<u8> = (0..ip.len() / 8)
+            .flat_map(|i| {
+                u32::from_str_radix(&ip[i * 8..i * 8 + 8], 16)
+                    .unwrap()
+                    .to_le_bytes()
+            })
+            .collect();
+        let ip = match <[u8; 16]>::try_from(bytes.as_slice()) {
+            Ok(v6) => Ipv6Addr::from(v6).to_ipv4_mapped(),
+            Err(_) => Some(Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3])),
+        };
+        (ip, u16::from_str_radix(port, 16).unwrap())
+    };
+    let peers = table
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("sl"))
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let ((_, local_port), (remote, _)) = (parse(fields[1]), parse(fields[2]));
+            (local_port == port && fields[3] != "0A")
+                .then_some(remote)
+                .flatten()
+        })
+        .collect();
+    (ip.parse().unwrap(), peers)
 }
 
 /// Sends a raw request head; returns the connection and the response head.
@@ -136,6 +188,10 @@ async fn a_deployed_app_behind_the_edge_proxy() {
     }
     assert!(!echoed.contains("6.6.6.6"), "{echoed}");
     assert!(!echoed.contains("connection:"), "hop-by-hop forwarded: {echoed}");
+    // The proxy dialed the replica from inside its network namespace: the
+    // app saw the connection come from its own address.
+    let (own, peers) = peers_of(&server.containers(&app)[0], 8080);
+    assert!(peers.contains(&own), "peers {peers:?}, replica {own}");
 
     // WebSocket upgrade: the 101 comes from the app, then bytes flow both ways.
     let key = "dGhlIHNhbXBsZSBub25jZQ==";
@@ -218,6 +274,26 @@ async fn a_deployed_app_behind_the_edge_proxy() {
     .await;
     assert!(head.starts_with("HTTP/1.1 413"), "{head}");
 
+    let out = server.cli(&["destroy", &app]).await;
+    assert!(out.success, "{out:?}");
+}
+
+#[tokio::test]
+async fn with_bridge_dialing_the_app_sees_the_bridge_gateway() {
+    let server = spawn_app_with(|config| config.edge_dial = "bridge".into()).await;
+    let app = unique("bridge");
+    let repo = git_repo(&script_app());
+    let out = server
+        .cli(&["deploy", repo.path().to_str().unwrap(), "--name", &app])
+        .await;
+    assert!(out.success, "{out:?}");
+    let (status, _) = server.fetch(&app, "/headers").await;
+    assert_eq!(status, 200);
+    let (own, peers) = peers_of(&server.containers(&app)[0], 8080);
+    assert!(
+        !peers.is_empty() && !peers.contains(&own),
+        "peers {peers:?}, replica {own}"
+    );
     let out = server.cli(&["destroy", &app]).await;
     assert!(out.success, "{out:?}");
 }

@@ -19,7 +19,7 @@ use bollard::models::{
 use bollard::Docker;
 use easydeploy_core::ports::{
     BackendError, BackendResult, LogLine, ReleaseSpec, Replica, ReplicaStats, ReplicaStatus, Runtime,
-    TrafficSwitch,
+    TrafficSwitch, Upstream,
 };
 use easydeploy_core::AppName;
 use futures_util::future::{join_all, try_join_all};
@@ -28,6 +28,7 @@ use futures_util::StreamExt;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -41,7 +42,8 @@ const OUTPUT_LINES: usize = 10;
 
 /// Runs each replica as a container on the tenant's network, named
 /// `ed-<app>-<deployment prefix>-<n>`, and routes traffic to their bridge
-/// addresses through the edge proxy.
+/// addresses through the edge proxy, naming each replica's network
+/// namespace so the edge can dial it from inside.
 #[derive(Clone)]
 pub struct DockerRuntime {
     docker: Docker,
@@ -95,6 +97,23 @@ impl DockerRuntime {
             Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(engine_error(&what, e)),
         }
+    }
+
+    /// Routes the app's traffic to `replicas`: their bridge addresses, which
+    /// the edge dials from inside each replica's network namespace (Docker's
+    /// sandbox key) when it can open it.
+    async fn route(&self, app: &str, replicas: &[Replica]) {
+        let upstreams = replicas.iter().filter_map(|r| Some((r.id.as_str(), r.addr?)));
+        let upstreams = join_all(upstreams.map(|(id, addr)| async move {
+            let info = self.inspect(id).await.ok().flatten();
+            let netns = info
+                .and_then(|i| i.network_settings?.sandbox_key)
+                .filter(|key| !key.is_empty())
+                .map(PathBuf::from);
+            Upstream { addr, netns }
+        }))
+        .await;
+        self.traffic.set_upstreams(app, upstreams);
     }
 
     /// Removes a container, running or not; a missing one is fine.
@@ -341,8 +360,7 @@ impl Runtime for DockerRuntime {
 
     async fn promote(&self, release: &ReleaseSpec, replicas: &[Replica]) -> BackendResult<()> {
         let app = release.app.as_str();
-        self.traffic
-            .set_backends(app, replicas.iter().filter_map(|r| r.addr).collect());
+        self.route(app, replicas).await;
         let new: HashSet<&str> = replicas
             .iter()
             .flat_map(|r| [r.id.as_str(), r.name.as_str()])
@@ -413,19 +431,13 @@ impl Runtime for DockerRuntime {
         if !fresh.is_empty() {
             if let Err(e) = self.verify(release, &fresh).await {
                 let _ = self.discard(&fresh).await;
-                self.traffic.set_backends(
-                    release.app.as_str(),
-                    serving.iter().filter_map(|r| r.addr).collect(),
-                );
+                self.route(release.app.as_str(), &serving).await;
                 return Err(e);
             }
             serving.extend(fresh);
         }
         serving.sort_by(|a, b| a.name.cmp(&b.name));
-        self.traffic.set_backends(
-            release.app.as_str(),
-            serving.iter().filter_map(|r| r.addr).collect(),
-        );
+        self.route(release.app.as_str(), &serving).await;
         every(extras.iter().map(|r| async move {
             self.drain(r.addr).await;
             self.stop_and_remove(&r.id).await

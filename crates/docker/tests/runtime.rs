@@ -94,6 +94,13 @@ async fn launches_verifies_and_promotes_replicas_then_destroys_the_app() {
     runtime.promote(&second, &new).await.unwrap();
     assert_eq!(traffic.backends(&app).unwrap(), vec![new[0].addr.unwrap()]);
     assert_eq!(container_names(&docker, &app).await, vec![new[0].name.clone()]);
+    // The edge may dial it from inside its network namespace: Docker's
+    // sandbox key, a file that names that namespace.
+    let info = docker.inspect_container(&new[0].id, None).await.unwrap();
+    let sandbox = info.network_settings.unwrap().sandbox_key.unwrap();
+    let upstream = traffic.upstreams(&app).unwrap().remove(0);
+    assert_eq!(upstream.netns.as_deref(), Some(std::path::Path::new(&sandbox)));
+    assert!(std::fs::metadata(&sandbox).is_ok(), "{sandbox}");
 
     let status = runtime.status(&app).await.unwrap();
     assert_eq!(status.len(), 1);

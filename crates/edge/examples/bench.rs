@@ -7,10 +7,11 @@
 //! - `bench idle ADDR HOST N` — opens N client connections to ADDR, sends
 //!   one `GET /` with `Host: HOST` on each, reads the answers, prints
 //!   `ready N` and keeps them open (idle) until stdin closes.
-//! - `bench edge LISTEN APP BACKEND [on|off]` — the edge proxy alone,
-//!   routing `APP.localhost` to BACKEND, with traffic metrics on (default)
-//!   or off, until stdin closes (for profiling without the platform, and
-//!   for measuring the cost of the metrics).
+//! - `bench edge LISTEN APP BACKEND [on|off] [NETNS]` — the edge proxy
+//!   alone, routing `APP.localhost` to BACKEND (dialed from inside the
+//!   network namespace file NETNS if given), with traffic metrics on
+//!   (default) or off, until stdin closes (for profiling without the
+//!   platform, and for measuring the cost of the metrics).
 
 use std::io::{BufRead, Read as _};
 use std::net::SocketAddr;
@@ -27,14 +28,19 @@ fn main() {
     match args.as_slice() {
         ["upstream", port] => upstream(port.parse().expect("PORT")),
         ["idle", addr, host, n] => idle(addr.parse().expect("ADDR"), host, n.parse().expect("N")),
-        ["edge", listen, app, backend, metrics @ ..] => edge(
+        ["edge", listen, app, backend, rest @ ..] => edge(
             listen.parse().expect("LISTEN"),
             app,
-            backend.parse().expect("BACKEND"),
-            metrics.first() != Some(&"off"),
+            easydeploy_core::ports::Upstream {
+                addr: backend.parse().expect("BACKEND"),
+                netns: rest.get(1).map(Into::into),
+            },
+            rest.first() != Some(&"off"),
         ),
         _ => {
-            eprintln!("usage: bench upstream PORT | idle ADDR HOST N | edge LISTEN APP BACKEND [on|off]");
+            eprintln!(
+                "usage: bench upstream PORT | idle ADDR HOST N | edge LISTEN APP BACKEND [on|off] [NETNS]"
+            );
             std::process::exit(2);
         }
     }
@@ -185,7 +191,7 @@ fn idle(addr: SocketAddr, host: &str, n: usize) {
     drop(conns);
 }
 
-fn edge(listen: SocketAddr, app: &str, backend: SocketAddr, metrics: bool) {
+fn edge(listen: SocketAddr, app: &str, backend: easydeploy_core::ports::Upstream, metrics: bool) {
     use easydeploy_core::ports::TrafficSwitch;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -196,7 +202,7 @@ fn edge(listen: SocketAddr, app: &str, backend: SocketAddr, metrics: bool) {
             metrics,
             ..easydeploy_edge::EdgeConfig::default()
         });
-        proxy.set_backends(app, vec![backend]);
+        proxy.set_upstreams(app, vec![backend]);
         let listener = TcpListener::bind(listen).await.unwrap();
         let shutdown = tokio_util::sync::CancellationToken::new();
         let stop = shutdown.clone();

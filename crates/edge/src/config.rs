@@ -46,6 +46,12 @@ pub struct EdgeConfig {
     /// counts used for draining are kept. The switch exists to measure the
     /// cost of the figures.
     pub metrics: bool,
+    /// Open connections to a replica from inside its network namespace
+    /// when the runtime names it (default `true`; see
+    /// [`Upstream::netns`](easydeploy_core::ports::Upstream::netns)). Needs
+    /// `CAP_SYS_ADMIN`; without it, or off, replicas are dialed at their
+    /// bridge address from the edge's namespace.
+    pub dial_in_namespace: bool,
 }
 
 impl Default for EdgeConfig {
@@ -64,6 +70,7 @@ impl Default for EdgeConfig {
             tls_key: None,
             threads: 0,
             metrics: true,
+            dial_in_namespace: true,
         }
     }
 }

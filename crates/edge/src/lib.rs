@@ -40,6 +40,7 @@ mod exchange;
 mod h1;
 mod headers;
 mod metrics;
+mod netns;
 mod pages;
 mod proxy;
 mod response;

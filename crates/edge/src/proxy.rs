@@ -13,7 +13,7 @@ use crate::routes::{AppStats, Backend, Routes};
 use crate::tls;
 use crate::tunnel;
 use crate::upstream::{self, Conn, PoolLimits};
-use easydeploy_core::ports::{LoadMetrics, TrafficFigures, TrafficSwitch};
+use easydeploy_core::ports::{LoadMetrics, TrafficFigures, TrafficSwitch, Upstream};
 use http::header::{CONNECTION, UPGRADE};
 use http::{request, HeaderValue, Method, Request, Response, StatusCode, Version};
 use hyper::body::{Body, Incoming, SizeHint};
@@ -22,7 +22,6 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -93,10 +92,11 @@ impl EdgeProxy {
             idle_timeout: config.idle_timeout,
         };
         let domain = config.apps_domain.trim_matches('.').to_ascii_lowercase();
+        let routes = Routes::new(threads, config.dial_in_namespace);
         Ok(Arc::new(Self {
             config,
             domain,
-            routes: Routes::new(threads),
+            routes,
             limits,
             tls,
             threads,
@@ -274,9 +274,13 @@ impl EdgeProxy {
                 Err(failure) => return Err(failure),
             }
         }
-        let mut conn = Box::pin(Conn::connect(backend.addr, self.config.connect_timeout))
-            .await
-            .map_err(Failure::Connect)?;
+        let mut conn = Box::pin(Conn::connect(
+            backend.addr,
+            backend.netns.as_ref(),
+            self.config.connect_timeout,
+        ))
+        .await
+        .map_err(Failure::Connect)?;
         let res = Box::pin(exchange::run(
             &mut conn,
             head,
@@ -341,7 +345,8 @@ impl EdgeProxy {
                 let backend = backend.clone();
                 let limit = self.config.connect_timeout;
                 probes.spawn(async move {
-                    if let Ok(Ok(_)) = tokio::time::timeout(limit, TcpStream::connect(backend.addr)).await {
+                    let dial = upstream::dial(backend.addr, backend.netns.as_ref());
+                    if let Ok(Ok(_)) = tokio::time::timeout(limit, dial).await {
                         backend.healthy.store(true, Relaxed);
                         tracing::info!(backend = %backend.addr, "edge restored backend");
                     }
@@ -393,8 +398,8 @@ fn is_idempotent(method: &Method) -> bool {
 }
 
 impl TrafficSwitch for EdgeProxy {
-    fn set_backends(&self, app: &str, backends: Vec<SocketAddr>) {
-        self.routes.set(app, backends);
+    fn set_upstreams(&self, app: &str, upstreams: Vec<Upstream>) {
+        self.routes.set(app, upstreams);
     }
 
     fn remove(&self, app: &str) {

@@ -1,10 +1,12 @@
 //! The route table: app name → pool of backends, swapped atomically.
 
 use crate::metrics::Traffic;
+use crate::netns::Netns;
 use arc_swap::ArcSwap;
-use easydeploy_core::ports::TrafficFigures;
+use easydeploy_core::ports::{TrafficFigures, Upstream};
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -17,19 +19,34 @@ const RETIRED_FIGURES: Duration = Duration::from_secs(600);
 #[derive(Debug)]
 pub(crate) struct Backend {
     pub(crate) addr: SocketAddr,
+    /// The replica's network namespace, when connections are opened from
+    /// inside it.
+    pub(crate) netns: Option<Arc<Netns>>,
+    /// The namespace it was routed through (kept even when it could not
+    /// be opened, so it is not tried again on every route update).
+    via: Option<PathBuf>,
     pub(crate) in_flight: AtomicUsize,
     pub(crate) healthy: AtomicBool,
     pub(crate) traffic: Traffic,
 }
 
 impl Backend {
-    fn new(addr: SocketAddr, workers: usize) -> Arc<Self> {
+    fn new(addr: SocketAddr, via: Option<PathBuf>, workers: usize) -> Arc<Self> {
         Arc::new(Self {
             addr,
+            netns: via.as_deref().and_then(open_netns),
+            via,
             in_flight: AtomicUsize::new(0),
             healthy: AtomicBool::new(true),
             traffic: Traffic::new(workers),
         })
+    }
+
+    /// Whether it is reached at `upstream` (the same address, through the
+    /// same namespace).
+    fn reaches(&self, upstream: &Upstream, dial_in_namespace: bool) -> bool {
+        let wanted = upstream.netns.as_ref().filter(|_| dial_in_namespace);
+        self.addr == upstream.addr && self.via.as_ref() == wanted
     }
 
     fn figures(&self) -> TrafficFigures {
@@ -148,6 +165,9 @@ impl Retired {
 pub(crate) struct Routes {
     /// Worker threads of the proxy (shards of the traffic counters).
     workers: usize,
+    /// Open connections from inside the replicas' network namespaces when
+    /// they are given (see [`crate::EdgeConfig::dial_in_namespace`]).
+    dial_in_namespace: bool,
     table: ArcSwap<Table>,
     /// Backends no longer routed to, kept so `in_flight` can see them drain
     /// and their last figures can be read.
@@ -156,9 +176,10 @@ pub(crate) struct Routes {
 
 impl Routes {
     /// An empty table for a proxy with `workers` worker threads.
-    pub(crate) fn new(workers: usize) -> Self {
+    pub(crate) fn new(workers: usize, dial_in_namespace: bool) -> Self {
         Self {
             workers,
+            dial_in_namespace,
             ..Self::default()
         }
     }
@@ -191,32 +212,41 @@ impl Routes {
         out
     }
 
-    pub(crate) fn set(&self, app: &str, addrs: Vec<SocketAddr>) {
+    /// Routes `app` to `upstreams`. A backend already routed (or retired)
+    /// at the same address through the same namespace keeps its counters;
+    /// one whose namespace changed (a restarted container that got its
+    /// address back) is a new backend.
+    pub(crate) fn set(&self, app: &str, upstreams: Vec<Upstream>) {
         let mut retired = self.retired.lock().unwrap_or_else(PoisonError::into_inner);
         retired.retain(Retired::keep);
         let current = self.table.load_full();
         let old = current.get(app);
-        let mut backends: Vec<Arc<Backend>> = Vec::with_capacity(addrs.len());
-        for addr in addrs {
-            if backends.iter().any(|b| b.addr == addr) {
+        let dial_in_namespace = self.dial_in_namespace;
+        let mut backends: Vec<Arc<Backend>> = Vec::with_capacity(upstreams.len());
+        for upstream in upstreams {
+            if backends.iter().any(|b| b.addr == upstream.addr) {
                 continue;
             }
-            let reused = old.and_then(|p| p.backends.iter().find(|b| b.addr == addr).cloned());
+            let reaches = |b: &&Arc<Backend>| b.reaches(&upstream, dial_in_namespace);
+            let reused = old.and_then(|p| p.backends.iter().find(reaches).cloned());
             let backend = reused
                 .or_else(|| {
                     let i = retired
                         .iter()
-                        .position(|r| r.app == app && r.backend.addr == addr)?;
+                        .position(|r| r.app == app && reaches(&&r.backend))?;
                     Some(retired.swap_remove(i).backend)
                 })
-                .unwrap_or_else(|| Backend::new(addr, self.workers));
+                .unwrap_or_else(|| {
+                    let via = upstream.netns.filter(|_| dial_in_namespace);
+                    Backend::new(upstream.addr, via, self.workers)
+                });
             backends.push(backend);
         }
         if let Some(old) = old {
             let gone = old
                 .backends
                 .iter()
-                .filter(|b| !backends.iter().any(|n| n.addr == b.addr));
+                .filter(|b| !backends.iter().any(|n| Arc::ptr_eq(n, b)));
             retired.extend(gone.map(|b| Retired::new(app, b)));
         }
         let pool = Pool {
@@ -261,6 +291,16 @@ impl Routes {
     }
 }
 
+/// The namespace at `path`, or `None` (logged) when it cannot be opened:
+/// the backend is then dialed at its address from the edge's namespace.
+fn open_netns(path: &Path) -> Option<Arc<Netns>> {
+    Netns::open(path)
+        .inspect_err(|e| {
+            tracing::warn!(netns = %path.display(), error = %e, "edge cannot open a replica's network namespace; using its bridge address");
+        })
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,16 +309,66 @@ mod tests {
         SocketAddr::from(([127, 0, 0, 1], port))
     }
 
+    fn to(ports: &[u16]) -> Vec<Upstream> {
+        ports.iter().map(|&p| addr(p).into()).collect()
+    }
+
+    #[test]
+    fn a_backend_whose_namespace_changed_is_a_new_one() {
+        let via = |path: &str| Upstream {
+            addr: addr(1),
+            netns: Some(path.into()),
+        };
+        let routes = Routes::new(1, true);
+        routes.set("a", vec![via("/proc/self/ns/net")]);
+        let first = routes.pool("a").unwrap().backends[0].clone();
+        assert_eq!(
+            first.netns.as_ref().unwrap().path(),
+            Path::new("/proc/self/ns/net")
+        );
+
+        routes.set("a", vec![via("/proc/self/ns/net")]);
+        assert!(Arc::ptr_eq(&routes.pool("a").unwrap().backends[0], &first));
+
+        // Restarted in a new namespace with the same address.
+        routes.set("a", vec![via("/proc/thread-self/ns/net")]);
+        let second = routes.pool("a").unwrap().backends[0].clone();
+        assert!(!Arc::ptr_eq(&second, &first));
+        assert_eq!(
+            second.netns.as_ref().unwrap().path(),
+            Path::new("/proc/thread-self/ns/net")
+        );
+        assert_eq!(routes.retired.lock().unwrap().len(), 1, "the old one drains");
+
+        // A namespace that cannot be opened: dialed at its address, and
+        // not tried again while routed.
+        routes.set("a", vec![via("/nonexistent/netns")]);
+        let third = routes.pool("a").unwrap().backends[0].clone();
+        assert!(third.netns.is_none());
+        routes.set("a", vec![via("/nonexistent/netns")]);
+        assert!(Arc::ptr_eq(&routes.pool("a").unwrap().backends[0], &third));
+
+        let bridge_only = Routes::new(1, false);
+        bridge_only.set("a", vec![via("/proc/self/ns/net")]);
+        let backend = bridge_only.pool("a").unwrap().backends[0].clone();
+        assert!(
+            backend.netns.is_none(),
+            "namespaces are not entered when turned off"
+        );
+        bridge_only.set("a", vec![via("/proc/self/ns/net")]);
+        assert!(Arc::ptr_eq(&bridge_only.pool("a").unwrap().backends[0], &backend));
+    }
+
     #[test]
     fn set_backends_keeps_counters_of_kept_addresses() {
-        let routes = Routes::new(1);
-        routes.set("a", vec![addr(1), addr(2), addr(1)]);
+        let routes = Routes::new(1, true);
+        routes.set("a", to(&[1, 2, 1]));
         let pool = routes.pool("a").unwrap();
         assert_eq!(pool.backends.len(), 2);
         let _guard = pool.backends[0].begin();
         drop(crate::metrics::Tracker::new(pool.clone(), true));
 
-        routes.set("a", vec![addr(1), addr(3)]);
+        routes.set("a", to(&[1, 3]));
         assert_eq!(routes.in_flight(addr(1)), 1);
         assert_eq!(routes.traffic("a").unwrap().requests, 1);
         assert!(Arc::ptr_eq(
@@ -291,15 +381,15 @@ mod tests {
 
     #[test]
     fn removed_backends_stay_visible_while_draining() {
-        let routes = Routes::new(1);
-        routes.set("a", vec![addr(1)]);
+        let routes = Routes::new(1, true);
+        routes.set("a", to(&[1]));
         let guard = routes.pool("a").unwrap().backends[0].begin();
         routes.remove("a");
         assert!(routes.pool("a").is_none());
         assert_eq!(routes.in_flight(addr(1)), 1);
         drop(guard);
         assert_eq!(routes.in_flight(addr(1)), 0);
-        routes.set("b", vec![addr(2)]);
+        routes.set("b", to(&[2]));
         assert_eq!(
             routes.retired.lock().unwrap().len(),
             1,
@@ -317,8 +407,8 @@ mod tests {
 
     #[test]
     fn rotation_is_round_robin() {
-        let routes = Routes::new(1);
-        routes.set("a", vec![addr(1), addr(2), addr(3)]);
+        let routes = Routes::new(1, true);
+        routes.set("a", to(&[1, 2, 3]));
         let pool = routes.pool("a").unwrap();
         let firsts: Vec<u16> = (0..4)
             .map(|_| pool.rotation().next().unwrap().addr.port())

@@ -4,12 +4,14 @@
 //! address, most recently used first), so checking a connection out or in
 //! takes no lock and the socket stays on the runtime that polls it.
 
+use crate::netns::{plain_socket, Netns};
 use bytes::BytesMut;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, Interest};
@@ -36,9 +38,13 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    /// Opens a connection, within `limit`.
-    pub(crate) async fn connect(addr: SocketAddr, limit: Duration) -> io::Result<Self> {
-        let stream = match tokio::time::timeout(limit, TcpStream::connect(addr)).await {
+    /// Opens a connection, from inside `netns` if given, within `limit`.
+    pub(crate) async fn connect(
+        addr: SocketAddr,
+        netns: Option<&Arc<Netns>>,
+        limit: Duration,
+    ) -> io::Result<Self> {
+        let stream = match tokio::time::timeout(limit, dial(addr, netns)).await {
             Ok(stream) => stream?,
             Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
         };
@@ -71,6 +77,15 @@ impl Conn {
             ),
         }
     }
+}
+
+/// A TCP connection to `addr`, from inside `netns` if given.
+pub(crate) async fn dial(addr: SocketAddr, netns: Option<&Arc<Netns>>) -> io::Result<TcpStream> {
+    let socket = match netns {
+        Some(netns) => netns.socket(addr).await?,
+        None => plain_socket(addr)?,
+    };
+    socket.connect(addr).await
 }
 
 /// Marks `stream` not readable after a read that returned less than it
@@ -208,7 +223,7 @@ mod tests {
         };
         let mut accepted = Vec::new();
         for _ in 0..3 {
-            let conn = Conn::connect(addr, Duration::from_secs(1)).await.unwrap();
+            let conn = Conn::connect(addr, None, Duration::from_secs(1)).await.unwrap();
             accepted.push(listener.accept().await.unwrap().0);
             checkin(conn, limits);
         }

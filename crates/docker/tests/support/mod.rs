@@ -5,7 +5,7 @@
 use bollard::Docker;
 use easydeploy_core::ports::{
     BackendResult, BuildRequest, BuiltImage, HealthCheck, ImageBuilder, Limits, LogSink, ReleaseSpec, Tenant,
-    TrafficSwitch,
+    TrafficSwitch, Upstream,
 };
 use easydeploy_core::{AppName, EnvVar, PipelineFiles, Port};
 use easydeploy_docker::DockerBuilder;
@@ -42,18 +42,23 @@ pub fn deployment() -> String {
 /// Records what the runtime routes.
 #[derive(Default)]
 pub struct Traffic {
-    pub routes: Mutex<HashMap<String, Vec<SocketAddr>>>,
+    pub routes: Mutex<HashMap<String, Vec<Upstream>>>,
 }
 
 impl Traffic {
     pub fn backends(&self, app: &AppName) -> Option<Vec<SocketAddr>> {
+        let upstreams = self.upstreams(app)?;
+        Some(upstreams.into_iter().map(|u| u.addr).collect())
+    }
+
+    pub fn upstreams(&self, app: &AppName) -> Option<Vec<Upstream>> {
         self.routes.lock().unwrap().get(app.as_str()).cloned()
     }
 }
 
 impl TrafficSwitch for Traffic {
-    fn set_backends(&self, app: &str, backends: Vec<SocketAddr>) {
-        self.routes.lock().unwrap().insert(app.to_owned(), backends);
+    fn set_upstreams(&self, app: &str, upstreams: Vec<Upstream>) {
+        self.routes.lock().unwrap().insert(app.to_owned(), upstreams);
     }
     fn remove(&self, app: &str) {
         self.routes.lock().unwrap().remove(app);
@@ -62,7 +67,8 @@ impl TrafficSwitch for Traffic {
         0
     }
     fn is_healthy(&self, backend: SocketAddr) -> bool {
-        self.routes.lock().unwrap().values().any(|b| b.contains(&backend))
+        let routes = self.routes.lock().unwrap();
+        routes.values().flatten().any(|u| u.addr == backend)
     }
 }
 
