@@ -17,7 +17,9 @@
 //! own small server (hyper serves the rest), request heads written to the
 //! backend straight from the client's request, response heads parsed in
 //! place, response bodies read from the backend by the client connection's
-//! own task, and coarse per-connection timers.
+//! own task, coarse per-connection timers, and local replicas dialed from
+//! inside their network namespace (see
+//! [`Upstream::netns`](easydeploy_core::ports::Upstream::netns)).
 //!
 //! ```no_run
 //! # async fn run() -> std::io::Result<()> {
