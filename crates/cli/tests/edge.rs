@@ -44,6 +44,7 @@ case "$path" in
     printf 'HTTP/1.1 200 OK\r\nContent-Length: %s\r\nConnection: close\r\n\r\n' "$n"
     exec /busybox head -c "$n" /dev/zero ;;
   /count) body=$(/busybox head -c "$length" | /busybox wc -c) ;;
+  /crash) /busybox touch /crashed; body=crashing ;;
   *) body="$headers" ;;
 esac
 printf 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %s\r\nConnection: close\r\n\r\n%s' "${#body}" "$body"
@@ -54,6 +55,18 @@ fn script_app() -> Vec<(&'static str, Vec<u8>)> {
     let mut files = busybox_app_with(
         "unused",
         r#"CMD ["/busybox", "nc", "-ll", "-p", "8080", "-e", "/busybox", "sh", "/app.sh"]"#,
+        "COPY app.sh /app.sh\n",
+    );
+    files.push(("app.sh", SCRIPT.as_bytes().to_vec()));
+    files
+}
+
+/// The script app run by a shell that exits 1 once `/crash` was asked for,
+/// so the engine restarts its container in place.
+fn crashable_app() -> Vec<(&'static str, Vec<u8>)> {
+    let mut files = busybox_app_with(
+        "unused",
+        r#"CMD ["/busybox", "sh", "-c", "/busybox nc -ll -p 8080 -e /busybox sh /app.sh & while [ ! -e /crashed ]; do /busybox sleep 0.2; done; /busybox rm /crashed; exit 1"]"#,
         "COPY app.sh /app.sh\n",
     );
     files.push(("app.sh", SCRIPT.as_bytes().to_vec()));
@@ -294,6 +307,54 @@ async fn with_bridge_dialing_the_app_sees_the_bridge_gateway() {
         !peers.is_empty() && !peers.contains(&own),
         "peers {peers:?}, replica {own}"
     );
+    let out = server.cli(&["destroy", &app]).await;
+    assert!(out.success, "{out:?}");
+}
+
+#[tokio::test]
+async fn a_replica_restarted_in_place_is_dialed_inside_its_new_namespace() {
+    let server = spawn_app().await;
+    let app = unique("restarted");
+    let repo = git_repo(&crashable_app());
+    let out = server
+        .cli(&["deploy", repo.path().to_str().unwrap(), "--name", &app])
+        .await;
+    assert!(out.success, "{out:?}");
+    let container = server.containers(&app)[0].clone();
+    let sandbox = || {
+        let out = std::process::Command::new("docker")
+            .args([
+                "inspect",
+                "-f",
+                "{{.State.Running}} {{.NetworkSettings.SandboxKey}}",
+                &container,
+            ])
+            .output()
+            .expect("docker CLI");
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let before = sandbox();
+    assert_eq!(server.fetch(&app, "/crash").await.0, 200);
+
+    // Docker restarts it with a new network namespace: the edge first
+    // reaches it across the bridge, then, routed again by the reconciler,
+    // from inside the new namespace.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = sandbox();
+        if now.starts_with("true") && now != before {
+            let (status, _) = server.fetch(&app, "/headers").await;
+            let (own, peers) = peers_of(&container, 8080);
+            if status == 200 && peers.contains(&own) {
+                break;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not served from inside the new namespace: {before} -> {now}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     let out = server.cli(&["destroy", &app]).await;
     assert!(out.success, "{out:?}");
 }

@@ -138,27 +138,30 @@ fn make_sockets(home: &File, queue: &mpsc::Receiver<Job>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     use std::process::Command;
 
-    /// A network namespace made with `ip netns` (needs root), deleted on drop.
-    struct Scratch(String);
+    /// A network namespace made with `ip netns` (needs root), deleted on
+    /// drop; its loopback is up or not.
+    pub(crate) struct Scratch(String);
 
     impl Scratch {
-        fn new() -> Self {
-            let name = format!("ed-test-{}", std::process::id());
+        pub(crate) fn new(name: &str, loopback_up: bool) -> Self {
+            let name = format!("ed-{name}-{}", std::process::id());
             let ip = |args: &[&str]| {
                 let status = Command::new("ip").args(args).status().expect("ip (iproute2)");
                 assert!(status.success(), "ip {args:?}");
             };
             ip(&["netns", "add", &name]);
-            ip(&["-n", &name, "link", "set", "lo", "up"]);
+            if loopback_up {
+                ip(&["-n", &name, "link", "set", "lo", "up"]);
+            }
             Self(name)
         }
 
-        fn path(&self) -> PathBuf {
+        pub(crate) fn path(&self) -> PathBuf {
             Path::new("/run/netns").join(&self.0)
         }
     }
@@ -171,7 +174,7 @@ mod tests {
 
     #[tokio::test]
     async fn sockets_made_in_a_namespace_reach_its_addresses() {
-        let scratch = Scratch::new();
+        let scratch = Scratch::new("reach", true);
         // A listener on the namespace's loopback, bound from a thread that
         // entered it.
         let path = scratch.path();

@@ -79,13 +79,28 @@ impl Conn {
     }
 }
 
-/// A TCP connection to `addr`, from inside `netns` if given.
+/// A TCP connection to `addr`, from inside `netns` if given. When `addr`
+/// cannot be reached from there (a replica restarted in place gets a new
+/// namespace: the one held keeps only its loopback), from the edge's own
+/// namespace, across the bridge.
 pub(crate) async fn dial(addr: SocketAddr, netns: Option<&Arc<Netns>>) -> io::Result<TcpStream> {
-    let socket = match netns {
-        Some(netns) => netns.socket(addr).await?,
-        None => plain_socket(addr)?,
-    };
-    socket.connect(addr).await
+    if let Some(netns) = netns {
+        match netns.socket(addr).await?.connect(addr).await {
+            Err(e) if unreachable(&e) => {}
+            done => return done,
+        }
+    }
+    plain_socket(addr)?.connect(addr).await
+}
+
+/// Whether a connect failed for want of a route or local address (not
+/// refused, not timed out).
+fn unreachable(error: &io::Error) -> bool {
+    use io::ErrorKind::{AddrNotAvailable, HostUnreachable, NetworkUnreachable};
+    matches!(
+        error.kind(),
+        NetworkUnreachable | HostUnreachable | AddrNotAvailable
+    )
 }
 
 /// Marks `stream` not readable after a read that returned less than it
@@ -244,5 +259,21 @@ mod tests {
             ..limits
         });
         assert_eq!(idle_count(addr), 0, "expired connections are swept");
+    }
+
+    #[tokio::test]
+    async fn an_address_unreachable_from_the_namespace_is_dialed_from_the_host() {
+        // A namespace whose loopback is down has no route anywhere, like
+        // the one a restarted container left behind.
+        let scratch = crate::netns::tests::Scratch::new("stale", false);
+        let netns = Netns::open(&scratch.path()).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let inside = netns.socket(addr).await.unwrap().connect(addr).await;
+        assert!(inside.as_ref().is_err_and(unreachable), "{inside:?}");
+
+        let stream = dial(addr, Some(&netns)).await.unwrap();
+        let (_, peer) = listener.accept().await.unwrap();
+        assert_eq!(peer, stream.local_addr().unwrap());
     }
 }

@@ -31,6 +31,8 @@ pub(crate) struct Memory {
     crash_reported: HashMap<String, i64>,
     /// Consecutive failed active health checks.
     failing: HashMap<String, u32>,
+    /// Restart count of each running replica when last seen.
+    restarts_seen: HashMap<String, i64>,
 }
 
 impl Engine {
@@ -106,13 +108,23 @@ impl Engine {
                     self.store.add_event(app, "crash_loop", &message).await?;
                 }
             }
+            // A replica the engine restarted in place may have come back with
+            // another address or network namespace: adopting the release
+            // routes it again.
+            let mut restarted = false;
+            for r in mine.iter().filter(|r| r.state == "running") {
+                let seen = memory.restarts_seen.insert(r.name.clone(), r.restarts);
+                restarted |= seen.is_some_and(|seen| r.restarts > seen);
+            }
             let running = mine.iter().filter(|r| r.state == "running").count();
             let restarting = mine.iter().filter(|r| r.state == "restarting").count();
             let broken = mine.len() - running - restarting;
             let bounds = self.backends.runtime.replica_bounds(&spec);
             let counted = u32::try_from(running + restarting).unwrap_or(u32::MAX);
-            if !bounds.contains(&counted) || broken > 0 {
+            let heal = !bounds.contains(&counted) || broken > 0;
+            if heal || restarted {
                 match self.backends.runtime.adopt(&spec).await {
+                    Ok(_) if !heal => tracing::info!(app = %app, "routed restarted replicas again"),
                     Ok(serving) => {
                         let message = format!(
                             "{} replica(s) were running of {} wanted; now serving {}",
