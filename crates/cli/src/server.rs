@@ -33,12 +33,9 @@ pub struct ServerConfig {
     /// Apps are served at `APP.<apps-domain>`.
     #[arg(long, env = "EASYDEPLOY_APPS_DOMAIN", default_value = "localhost")]
     pub apps_domain: String,
-    /// How the edge proxy reaches local replicas: `namespace` opens each
-    /// connection inside the replica's network namespace (its loopback
-    /// path: less kernel work per request; needs root, else falls back) or
-    /// `bridge` dials the replica's bridge address from the host.
-    #[arg(long, env = "EASYDEPLOY_EDGE_DIAL", default_value = "namespace", value_parser = ["namespace", "bridge"])]
-    pub edge_dial: String,
+    /// Settings of the edge proxy.
+    #[command(flatten)]
+    pub edge: EdgeArgs,
     /// Deployments run at the same time (default: one per core, at least 2).
     #[arg(long, env = "EASYDEPLOY_WORKERS")]
     pub workers: Option<usize>,
@@ -125,6 +122,73 @@ pub struct ServerConfig {
     pub aws: crate::aws::AwsServerArgs,
 }
 
+/// `easydeploy server` settings of the edge proxy (`--runtime docker`).
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct EdgeArgs {
+    /// How the edge proxy reaches local replicas: `namespace` opens each
+    /// connection inside the replica's network namespace (its loopback
+    /// path: less kernel work per request; needs root, else falls back) or
+    /// `bridge` dials the replica's bridge address from the host.
+    #[arg(long, env = "EASYDEPLOY_EDGE_DIAL", default_value = "namespace", value_parser = ["namespace", "bridge"])]
+    pub edge_dial: String,
+    /// PEM certificate chain: with `--edge-tls-key`, clients that start a
+    /// TLS handshake get TLS (HTTP/2 or 1.1 by ALPN) on the edge's listener.
+    #[arg(long, env = "EASYDEPLOY_EDGE_TLS_CERT", requires = "edge_tls_key")]
+    pub edge_tls_cert: Option<PathBuf>,
+    /// PEM private key of `--edge-tls-cert`.
+    #[arg(long, env = "EASYDEPLOY_EDGE_TLS_KEY", requires = "edge_tls_cert")]
+    pub edge_tls_key: Option<PathBuf>,
+    /// Seconds a client has to send a request's headers (defeats slowloris;
+    /// also how long an HTTP/1 keep-alive connection may sit idle).
+    #[arg(long, env = "EASYDEPLOY_EDGE_HEADER_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub edge_header_timeout: u64,
+    /// Seconds a WebSocket tunnel or HTTP/2 connection may stay silent.
+    #[arg(long, env = "EASYDEPLOY_EDGE_IDLE_TIMEOUT", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub edge_idle_timeout: u64,
+    /// Seconds to open a connection to a replica.
+    #[arg(long, env = "EASYDEPLOY_EDGE_CONNECT_TIMEOUT", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
+    pub edge_connect_timeout: u64,
+    /// Seconds a replica has to send its response headers (504 past them).
+    #[arg(long, env = "EASYDEPLOY_EDGE_UPSTREAM_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub edge_upstream_timeout: u64,
+    /// Largest request body in MiB (413 past it).
+    #[arg(long, env = "EASYDEPLOY_EDGE_MAX_BODY_MIB", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    pub edge_max_body_mib: u64,
+}
+
+impl Default for EdgeArgs {
+    fn default() -> Self {
+        Self {
+            edge_dial: "namespace".into(),
+            edge_tls_cert: None,
+            edge_tls_key: None,
+            edge_header_timeout: 10,
+            edge_idle_timeout: 300,
+            edge_connect_timeout: 2,
+            edge_upstream_timeout: 60,
+            edge_max_body_mib: 1024,
+        }
+    }
+}
+
+impl EdgeArgs {
+    /// The edge proxy's settings, serving apps at `APP.<apps_domain>`.
+    pub fn config(&self, apps_domain: &str) -> EdgeConfig {
+        EdgeConfig {
+            apps_domain: apps_domain.to_owned(),
+            dial_in_namespace: self.edge_dial != "bridge",
+            tls_cert: self.edge_tls_cert.clone(),
+            tls_key: self.edge_tls_key.clone(),
+            header_read_timeout: Duration::from_secs(self.edge_header_timeout),
+            client_idle_timeout: Duration::from_secs(self.edge_idle_timeout),
+            connect_timeout: Duration::from_secs(self.edge_connect_timeout),
+            upstream_timeout: Duration::from_secs(self.edge_upstream_timeout),
+            max_body_bytes: self.edge_max_body_mib << 20,
+            ..EdgeConfig::default()
+        }
+    }
+}
+
 /// A started server.
 pub struct RunningServer {
     /// Where the API listens.
@@ -179,11 +243,8 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         None => None,
     };
 
-    let edge = EdgeProxy::new(EdgeConfig {
-        apps_domain: config.apps_domain.clone(),
-        dial_in_namespace: config.edge_dial != "bridge",
-        ..EdgeConfig::default()
-    });
+    let edge =
+        EdgeProxy::try_new(config.edge.config(&config.apps_domain)).context("cannot start the edge proxy")?;
     let (backends, aws_load) = match config.runtime.as_str() {
         "aws" => {
             let (backends, load) = crate::aws::backends(data_dir, &config.apps_domain, &config.aws).await?;
@@ -347,4 +408,48 @@ async fn docker_backends(config: &ServerConfig, edge: &Arc<EdgeProxy>) -> anyhow
         runtime: Arc::new(runtime),
         artifacts: Arc::new(FileArtifacts::new(data_dir.join("artifacts"))),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        edge: EdgeArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<EdgeArgs, clap::Error> {
+        Flags::try_parse_from(std::iter::once("server").chain(args.iter().copied())).map(|f| f.edge)
+    }
+
+    #[test]
+    fn edge_flags_default_as_documented_and_are_checked() {
+        assert_eq!(parse(&[]).unwrap(), EdgeArgs::default());
+        let config = parse(&[
+            "--edge-max-body-mib",
+            "2",
+            "--edge-header-timeout",
+            "3",
+            "--edge-dial",
+            "bridge",
+        ])
+        .unwrap()
+        .config("apps.test");
+        assert_eq!(config.max_body_bytes, 2 << 20);
+        assert_eq!(config.header_read_timeout, Duration::from_secs(3));
+        assert!(!config.dial_in_namespace);
+        assert_eq!(config.apps_domain, "apps.test");
+        for bad in [
+            &["--edge-header-timeout", "0"][..],
+            &["--edge-max-body-mib", "0"],
+            &["--edge-dial", "tunnel"],
+            &["--edge-tls-cert", "cert.pem"],
+        ] {
+            let error = parse(bad).unwrap_err();
+            assert_ne!(error.kind(), clap::error::ErrorKind::DisplayHelp, "{bad:?}");
+        }
+    }
 }

@@ -73,6 +73,15 @@ fn crashable_app() -> Vec<(&'static str, Vec<u8>)> {
     files
 }
 
+/// Deploys `files` as the app `app`.
+async fn deploy(server: &TestServer, app: &str, files: &[(&'static str, Vec<u8>)]) {
+    let repo = git_repo(files);
+    let out = server
+        .cli(&["deploy", repo.path().to_str().unwrap(), "--name", app])
+        .await;
+    assert!(out.success, "{out:?}");
+}
+
 /// Peak resident memory of this process (`VmHWM`) in bytes: the server,
 /// its edge proxy and this test's client.
 fn peak_rss() -> u64 {
@@ -81,10 +90,12 @@ fn peak_rss() -> u64 {
     line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
 }
 
-/// The container's address, and the remote addresses of the TCP
+/// The container's address, and the client addresses of the TCP
 /// connections (in any state, `TIME_WAIT` included) to its `port`, read
 /// from its network namespace's `/proc/PID/net/tcp` and `tcp6` (IPv4
-/// clients of a dual-stack listener appear there, mapped).
+/// clients of a dual-stack listener appear there, mapped): the remote end
+/// of the app's sockets, and the local end of client sockets that live in
+/// the namespace too (whichever side closed first holds the `TIME_WAIT`).
 fn peers_of(container: &str, port: u16) -> (Ipv4Addr, Vec<Ipv4Addr>) {
     let out = std::process::Command::new("docker")
         .args([
@@ -123,10 +134,13 @@ fn peers_of(container: &str, port: u16) -> (Ipv4Addr, Vec<Ipv4Addr>) {
         .filter(|line| !line.trim_start().starts_with("sl"))
         .filter_map(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            let ((_, local_port), (remote, _)) = (parse(fields[1]), parse(fields[2]));
-            (local_port == port && fields[3] != "0A")
-                .then_some(remote)
-                .flatten()
+            let ((local, local_port), (remote, remote_port)) = (parse(fields[1]), parse(fields[2]));
+            match fields[3] {
+                "0A" => None, // listening
+                _ if local_port == port => remote,
+                _ if remote_port == port => local,
+                _ => None,
+            }
         })
         .collect();
     (ip.parse().unwrap(), peers)
@@ -173,10 +187,7 @@ async fn drain(stream: &mut TcpStream, already: usize) -> u64 {
 async fn a_deployed_app_behind_the_edge_proxy() {
     let server = spawn_app().await;
     let app = unique("edge");
-    let repo = git_repo(&script_app());
-    let path = repo.path().to_str().unwrap().to_owned();
-    let out = server.cli(&["deploy", &path, "--name", &app]).await;
-    assert!(out.success, "{out:?}");
+    deploy(&server, &app, &script_app()).await;
     let host = format!("{app}.localhost:{}", server.proxy.port());
 
     // Forwarding headers: what the proxy saw, not what the client claimed.
@@ -293,13 +304,9 @@ async fn a_deployed_app_behind_the_edge_proxy() {
 
 #[tokio::test]
 async fn with_bridge_dialing_the_app_sees_the_bridge_gateway() {
-    let server = spawn_app_with(|config| config.edge_dial = "bridge".into()).await;
+    let server = spawn_app_with(|config| config.edge.edge_dial = "bridge".into()).await;
     let app = unique("bridge");
-    let repo = git_repo(&script_app());
-    let out = server
-        .cli(&["deploy", repo.path().to_str().unwrap(), "--name", &app])
-        .await;
-    assert!(out.success, "{out:?}");
+    deploy(&server, &app, &script_app()).await;
     let (status, _) = server.fetch(&app, "/headers").await;
     assert_eq!(status, 200);
     let (own, peers) = peers_of(&server.containers(&app)[0], 8080);
@@ -315,11 +322,7 @@ async fn with_bridge_dialing_the_app_sees_the_bridge_gateway() {
 async fn a_replica_restarted_in_place_is_dialed_inside_its_new_namespace() {
     let server = spawn_app().await;
     let app = unique("restarted");
-    let repo = git_repo(&crashable_app());
-    let out = server
-        .cli(&["deploy", repo.path().to_str().unwrap(), "--name", &app])
-        .await;
-    assert!(out.success, "{out:?}");
+    deploy(&server, &app, &crashable_app()).await;
     let container = server.containers(&app)[0].clone();
     let sandbox = || {
         let out = std::process::Command::new("docker")
@@ -355,6 +358,59 @@ async fn a_replica_restarted_in_place_is_dialed_inside_its_new_namespace() {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    let out = server.cli(&["destroy", &app]).await;
+    assert!(out.success, "{out:?}");
+}
+
+#[tokio::test]
+async fn server_flags_set_the_edge_certificate_body_limit_and_header_timeout() {
+    let app = unique("tls");
+    let host = format!("{app}.localhost");
+    let certified = rcgen::generate_simple_self_signed(vec![host.clone()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
+    let server = spawn_app_with(|config| {
+        config.edge.edge_tls_cert = Some(cert.clone());
+        config.edge.edge_tls_key = Some(key.clone());
+        config.edge.edge_max_body_mib = 1;
+        config.edge.edge_header_timeout = 1;
+    })
+    .await;
+    deploy(&server, &app, &script_app()).await;
+
+    // TLS on the edge's listener, with the configured certificate.
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(certified.cert.pem().as_bytes()).unwrap())
+        .resolve(&host, server.proxy)
+        .build()
+        .unwrap();
+    let url = format!("https://{host}:{}/headers", server.proxy.port());
+    let response = client.get(&url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let echoed = response.text().await.unwrap().to_ascii_lowercase();
+    assert!(echoed.contains("x-forwarded-proto: https\n"), "{echoed}");
+
+    // Plain HTTP on the same listener, limited to 1 MiB bodies.
+    let (_, head, _) = raw(
+        &server,
+        &format!(
+            "POST /count HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\n\r\n",
+            2 << 20
+        ),
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+
+    // A client that never finishes its headers is cut off after 1 s.
+    let mut slow = TcpStream::connect(server.proxy).await.unwrap();
+    slow.write_all(format!("GET / HTTP/1.1\r\nHost: {host}\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "still open after 5 s");
     let out = server.cli(&["destroy", &app]).await;
     assert!(out.success, "{out:?}");
 }

@@ -110,11 +110,12 @@ impl Engine {
             }
             // A replica the engine restarted in place may have come back with
             // another address or network namespace: adopting the release
-            // routes it again.
+            // routes it again (also when first seen already restarted: it
+            // may have restarted before this process looked).
             let mut restarted = false;
             for r in mine.iter().filter(|r| r.state == "running") {
                 let seen = memory.restarts_seen.insert(r.name.clone(), r.restarts);
-                restarted |= seen.is_some_and(|seen| r.restarts > seen);
+                restarted |= r.restarts > seen.unwrap_or(0);
             }
             let running = mine.iter().filter(|r| r.state == "running").count();
             let restarting = mine.iter().filter(|r| r.state == "restarting").count();

@@ -53,7 +53,7 @@ pub fn test_config(data_dir: &Path) -> ServerConfig {
         api_addr: "127.0.0.1:0".parse().unwrap(),
         proxy_addr: "127.0.0.1:0".parse().unwrap(),
         apps_domain: "localhost".into(),
-        edge_dial: "namespace".into(),
+        edge: Default::default(),
         workers: Some(2),
         base_image_python: env("EASYDEPLOY_BASE_IMAGE_PYTHON", "easydeploy/python:bookworm"),
         base_image_node: env("EASYDEPLOY_BASE_IMAGE_NODE", "easydeploy/node:bookworm"),
