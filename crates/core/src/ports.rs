@@ -440,8 +440,8 @@ pub struct Upstream {
     /// A file naming the replica's network namespace (Docker's sandbox
     /// key), when the edge may open its connections to `addr` from inside
     /// that namespace: they then take the namespace's loopback path instead
-    /// of crossing the bridge (same destination, a fraction of the kernel
-    /// work per packet).
+    /// of crossing the bridge (same destination, less kernel work per
+    /// packet).
     pub netns: Option<PathBuf>,
 }
 
