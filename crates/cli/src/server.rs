@@ -151,6 +151,12 @@ pub struct EdgeArgs {
     /// Seconds a replica has to send its response headers (504 past them).
     #[arg(long, env = "EASYDEPLOY_EDGE_UPSTREAM_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub edge_upstream_timeout: u64,
+    /// Most idle keep-alive connections the edge keeps to each replica.
+    #[arg(long, env = "EASYDEPLOY_EDGE_POOL_MAX_IDLE", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    pub edge_pool_max_idle: u64,
+    /// Seconds an idle keep-alive connection to a replica is kept.
+    #[arg(long, env = "EASYDEPLOY_EDGE_POOL_IDLE_TIMEOUT", default_value_t = 90, value_parser = clap::value_parser!(u64).range(1..))]
+    pub edge_pool_idle_timeout: u64,
     /// Largest request body in MiB (413 past it).
     #[arg(long, env = "EASYDEPLOY_EDGE_MAX_BODY_MIB", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     pub edge_max_body_mib: u64,
@@ -166,6 +172,8 @@ impl Default for EdgeArgs {
             edge_idle_timeout: 300,
             edge_connect_timeout: 2,
             edge_upstream_timeout: 60,
+            edge_pool_max_idle: 1024,
+            edge_pool_idle_timeout: 90,
             edge_max_body_mib: 1024,
         }
     }
@@ -184,6 +192,8 @@ impl EdgeArgs {
             connect_timeout: Duration::from_secs(self.edge_connect_timeout),
             upstream_timeout: Duration::from_secs(self.edge_upstream_timeout),
             max_body_bytes: self.edge_max_body_mib << 20,
+            pool_max_idle_per_backend: usize::try_from(self.edge_pool_max_idle).unwrap_or(usize::MAX),
+            idle_timeout: Duration::from_secs(self.edge_pool_idle_timeout),
             ..EdgeConfig::default()
         }
     }
@@ -435,16 +445,23 @@ mod tests {
             "3",
             "--edge-dial",
             "bridge",
+            "--edge-pool-max-idle",
+            "8",
+            "--edge-pool-idle-timeout",
+            "5",
         ])
         .unwrap()
         .config("apps.test");
         assert_eq!(config.max_body_bytes, 2 << 20);
+        assert_eq!(config.pool_max_idle_per_backend, 8);
+        assert_eq!(config.idle_timeout, Duration::from_secs(5));
         assert_eq!(config.header_read_timeout, Duration::from_secs(3));
         assert!(!config.dial_in_namespace);
         assert_eq!(config.apps_domain, "apps.test");
         for bad in [
             &["--edge-header-timeout", "0"][..],
             &["--edge-max-body-mib", "0"],
+            &["--edge-pool-max-idle", "0"],
             &["--edge-dial", "tunnel"],
             &["--edge-tls-cert", "cert.pem"],
         ] {
