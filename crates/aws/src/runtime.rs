@@ -147,8 +147,13 @@ impl Runtime for EcsRuntime {
     }
 
     async fn adopt(&self, release: &ReleaseSpec) -> BackendResult<Vec<Replica>> {
-        if let Some(task_definition) = service::current_task_definition(self, &release.app).await? {
-            service::fit_desired_count(self, &release.app, &self.replica_bounds(release)).await?;
+        // One description of the service: its task definition and count.
+        let described = service::describe(self, &release.app).await?.and_then(|s| {
+            let task_definition = s.task_definition()?.to_owned();
+            Some((s, task_definition))
+        });
+        if let Some((service, task_definition)) = described {
+            service::fit_desired_count(self, &release.app, &service, &self.replica_bounds(release)).await?;
             if let Some(target_group) = routing::find_target_group(self, &release.app).await? {
                 scaling::ensure(self, release, &target_group).await?;
             }

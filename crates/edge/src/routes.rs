@@ -44,9 +44,8 @@ impl Backend {
 
     /// Whether it is reached at `upstream` (the same address, through the
     /// same namespace).
-    fn reaches(&self, upstream: &Upstream, dial_in_namespace: bool) -> bool {
-        let wanted = upstream.netns.as_ref().filter(|_| dial_in_namespace);
-        self.addr == upstream.addr && self.via.as_ref() == wanted
+    fn reaches(&self, upstream: &Upstream) -> bool {
+        self.addr == upstream.addr && self.via == upstream.netns
     }
 
     fn figures(&self) -> TrafficFigures {
@@ -221,13 +220,15 @@ impl Routes {
         retired.retain(Retired::keep);
         let current = self.table.load_full();
         let old = current.get(app);
-        let dial_in_namespace = self.dial_in_namespace;
         let mut backends: Vec<Arc<Backend>> = Vec::with_capacity(upstreams.len());
-        for upstream in upstreams {
+        for mut upstream in upstreams {
+            if !self.dial_in_namespace {
+                upstream.netns = None;
+            }
             if backends.iter().any(|b| b.addr == upstream.addr) {
                 continue;
             }
-            let reaches = |b: &&Arc<Backend>| b.reaches(&upstream, dial_in_namespace);
+            let reaches = |b: &&Arc<Backend>| b.reaches(&upstream);
             let reused = old.and_then(|p| p.backends.iter().find(reaches).cloned());
             let backend = reused
                 .or_else(|| {
@@ -236,10 +237,7 @@ impl Routes {
                         .position(|r| r.app == app && reaches(&&r.backend))?;
                     Some(retired.swap_remove(i).backend)
                 })
-                .unwrap_or_else(|| {
-                    let via = upstream.netns.filter(|_| dial_in_namespace);
-                    Backend::new(upstream.addr, via, self.workers)
-                });
+                .unwrap_or_else(|| Backend::new(upstream.addr, upstream.netns.clone(), self.workers));
             backends.push(backend);
         }
         if let Some(old) = old {

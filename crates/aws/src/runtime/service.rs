@@ -196,19 +196,17 @@ pub(crate) async fn revert(runtime: &EcsRuntime, task_definition: &str) -> Backe
     super::task_definition::deregister(runtime, task_definition).await
 }
 
-/// Brings the service's desired count into `bounds` (the nearest end)
-/// unless it is already inside; returns whether it changed.
+/// Brings the app's `service` (as just described) desired count into
+/// `bounds` (the nearest end) unless it is already inside.
 pub(crate) async fn fit_desired_count(
     runtime: &EcsRuntime,
     app: &AppName,
+    service: &Service,
     bounds: &RangeInclusive<u32>,
-) -> BackendResult<bool> {
-    let Some(service) = describe(runtime, app).await? else {
-        return Ok(false);
-    };
+) -> BackendResult<()> {
     let desired = fit(service.desired_count(), bounds);
     if service.desired_count() == desired {
-        return Ok(false);
+        return Ok(());
     }
     runtime
         .clients
@@ -221,7 +219,7 @@ pub(crate) async fn fit_desired_count(
         .await
         .map_err(err(&format!("scale the ECS service of {app}")))?;
     tracing::info!(%app, desired, "set the ECS service's desired count");
-    Ok(true)
+    Ok(())
 }
 
 /// `count` moved into `bounds`.
@@ -253,16 +251,6 @@ pub(crate) async fn stop_task(runtime: &EcsRuntime, task: &str) -> BackendResult
         }
         Err(e) => Err(crate::error::aws_error("stop a task", e)),
     }
-}
-
-/// The task definition the app's service runs, if it has a service.
-pub(crate) async fn current_task_definition(
-    runtime: &EcsRuntime,
-    app: &AppName,
-) -> BackendResult<Option<String>> {
-    Ok(describe(runtime, app)
-        .await?
-        .and_then(|s| s.task_definition().map(str::to_owned)))
 }
 
 /// After a restart: services running a release that never went live (its
