@@ -102,6 +102,29 @@ cargo --version >/dev/null 2>&1 ||
 
 # --- 3. Docker engine ----------------------------------------------------------
 docker_up() { as_root docker info >/dev/null 2>&1; }
+# Docker 20.10 can deadlock its network controller (moby/libnetwork#2679):
+# `docker info` still answers but inspecting a container hangs for good.
+docker_wedged() {
+  local ids
+  ids=$(as_root timeout 20 docker ps -aq 2>/dev/null) || return 0
+  [ -z "$ids" ] && return 1
+  # A container removed meanwhile is an error, not a hang: only time counts.
+  # shellcheck disable=SC2086
+  as_root timeout 20 docker inspect $ids >/dev/null 2>&1
+  [ $? -eq 124 ]
+}
+if docker_up && docker_wedged; then
+  say "docker: the engine is wedged (inspecting a container hangs): restarting it"
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1 &&
+    systemctl is-active --quiet docker 2>/dev/null; then
+    as_root systemctl restart docker >/dev/null 2>&1 || true
+  else
+    as_root pkill -x dockerd || true
+    for _ in $(seq 20); do pidof dockerd >/dev/null 2>&1 || break; sleep 1; done
+    as_root pkill -9 -x dockerd 2>/dev/null || true
+    sleep 1
+  fi
+fi
 if docker_up; then
   say "docker: engine running"
 else

@@ -205,7 +205,8 @@ async fn two_apps_deployed_at_the_same_time_both_go_live() {
     let (da, db) = tokio::join!(server.wait_deployment(&ids[0]), server.wait_deployment(&ids[1]));
     assert_eq!(
         (da["state"].as_str(), db["state"].as_str()),
-        (Some("live"), Some("live"))
+        (Some("live"), Some("live")),
+        "{da}\n{db}"
     );
     // They overlapped: each started building before the other went live.
     let at = |d: &serde_json::Value, state: &str| {

@@ -8,6 +8,21 @@ use std::time::Duration;
 /// Timeout of one ordinary engine request (not of streamed responses).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Serializes the changes of container network membership this process
+/// makes (starting, disconnecting and removing containers).
+///
+/// Docker 20.10 (Debian 12's `docker.io`) deadlocks its network controller
+/// when two containers leave the same network at the same moment: one holds
+/// the network's lock and waits for the controller's, the other the reverse
+/// (moby/libnetwork#2679, fixed in 20.10.27 and 23.0). The engine then stops
+/// answering for good. Removing or stopping replicas together (a destroy, a
+/// promotion) is how that happens, so each such change takes this lock: they
+/// then happen one request after another, never within the same instant.
+pub(crate) async fn network_change() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
+}
+
 /// Connects to the local engine (`DOCKER_HOST` or the default socket) and
 /// negotiates the API version, so that older engines (API 1.41) are accepted.
 pub async fn connect() -> BackendResult<Docker> {
@@ -31,6 +46,12 @@ pub(crate) fn status_of(err: &Error) -> Option<u16> {
 /// Whether the engine said "no such object".
 pub(crate) fn is_not_found(err: &Error) -> bool {
     status_of(err) == Some(404)
+}
+
+/// Whether the engine refused because a container's network does not exist.
+pub(crate) fn is_missing_network(err: &Error) -> bool {
+    matches!(err, Error::DockerResponseServerError { status_code: 404, message }
+        if message.starts_with("network ") && message.trim_end().ends_with(" not found"))
 }
 
 /// Turns an engine error met while trying to `what` into a sentence; the

@@ -5,7 +5,7 @@ mod logs;
 mod probe;
 mod stats;
 
-use crate::engine::{bounded, engine_error, is_not_found, within};
+use crate::engine::{bounded, engine_error, is_missing_network, is_not_found, network_change, within};
 use crate::tenants::ensure_network;
 use crate::{LABEL_APP, LABEL_DEPLOYMENT, LABEL_INSTANCE, LABEL_PORT, LABEL_REPLICA, LABEL_TENANT};
 use async_trait::async_trait;
@@ -16,6 +16,7 @@ use bollard::container::{
 use bollard::models::{
     ContainerInspectResponse, ContainerSummary, HostConfig, RestartPolicy, RestartPolicyNameEnum,
 };
+use bollard::network::DisconnectNetworkOptions;
 use bollard::Docker;
 use easydeploy_core::ports::{
     BackendError, BackendResult, LogLine, ReleaseSpec, Replica, ReplicaStats, ReplicaStatus, Runtime,
@@ -124,6 +125,7 @@ impl DockerRuntime {
             v: true,
             ..Default::default()
         };
+        let _network_change = network_change().await;
         match within(
             &what,
             CALL_TIMEOUT,
@@ -138,8 +140,10 @@ impl DockerRuntime {
         }
     }
 
-    /// Stops a container gracefully, then removes it.
+    /// Stops a container gracefully, then removes it. It leaves its networks
+    /// first (it is drained by then): see [`network_change`] for why.
     async fn stop_and_remove(&self, id: &str) -> BackendResult<()> {
+        self.leave_networks(id).await;
         let what = format!("stop the container {id}");
         let limit = CALL_TIMEOUT + Duration::from_secs(STOP_SECONDS as u64);
         let call = self
@@ -153,11 +157,35 @@ impl DockerRuntime {
         self.force_remove(id).await
     }
 
-    /// Creates and starts replica `index` of a release (replacing a leftover
-    /// container of the same name).
-    async fn launch_one(&self, release: &ReleaseSpec, network: &str, index: u32) -> BackendResult<Replica> {
+    /// Disconnects a container from its networks, one change at a time; a
+    /// failure is logged (the removal that follows takes it off anyway).
+    async fn leave_networks(&self, id: &str) {
+        let Ok(Some(info)) = self.inspect(id).await else {
+            return;
+        };
+        let networks = info.network_settings.and_then(|s| s.networks).unwrap_or_default();
+        for network in networks.keys() {
+            let options = DisconnectNetworkOptions {
+                container: id.to_owned(),
+                force: true,
+            };
+            let _network_change = network_change().await;
+            let call = self.docker.disconnect_network(network, options);
+            match tokio::time::timeout(CALL_TIMEOUT, call).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) if is_not_found(&e) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(container = id, %network, error = %e, "could not leave a network")
+                }
+                Err(_) => tracing::warn!(container = id, %network, "leaving a network timed out"),
+            }
+        }
+    }
+
+    /// Creates and starts replica `index` of a release on its tenant's
+    /// network (replacing a leftover container of the same name).
+    async fn launch_one(&self, release: &ReleaseSpec, index: u32) -> BackendResult<Replica> {
         let name = container_name(&release.app, &release.deployment, index);
-        self.force_remove(&name).await?;
         let port = release.port.get();
         let mut env = vec![format!("PORT={port}")];
         env.extend(release.env.iter().map(|v| format!("{}={}", v.name, v.value)));
@@ -182,7 +210,7 @@ impl DockerRuntime {
                     name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
                     maximum_retry_count: None,
                 }),
-                network_mode: Some(network.to_owned()),
+                network_mode: None,
                 // Bounded output per replica: 3 files of 10 MB.
                 log_config: Some(bollard::models::HostConfigLogConfig {
                     typ: Some("json-file".into()),
@@ -195,25 +223,48 @@ impl DockerRuntime {
             }),
             ..Default::default()
         };
-        let what = format!("create the container {name}");
-        let options = CreateContainerOptions {
-            name: name.clone(),
-            platform: None,
-        };
-        let created = bounded(
-            &what,
-            CALL_TIMEOUT,
-            self.docker.create_container(Some(options), config),
-        )
-        .await?;
-        let what = format!("start the container {name}");
-        let start = self
-            .docker
-            .start_container(&created.id, None::<StartContainerOptions<String>>);
-        if let Err(e) = bounded(&what, CALL_TIMEOUT, start).await {
+        // Destroying the tenant's last app removes its network once no
+        // container is attached, which a created but not yet started replica
+        // is not: when the network went away in that window, make it again.
+        let mut network_gone_before = false;
+        let created = loop {
+            self.force_remove(&name).await?;
+            let mut config = config.clone();
+            if let Some(host) = config.host_config.as_mut() {
+                host.network_mode = Some(ensure_network(&self.docker, &release.tenant.id).await?);
+            }
+            let what = format!("create the container {name}");
+            let options = CreateContainerOptions {
+                name: name.clone(),
+                platform: None,
+            };
+            let created = bounded(
+                &what,
+                CALL_TIMEOUT,
+                self.docker.create_container(Some(options), config),
+            )
+            .await?;
+            let what = format!("start the container {name}");
+            let start = self
+                .docker
+                .start_container(&created.id, None::<StartContainerOptions<String>>);
+            let started = {
+                let _network_change = network_change().await;
+                within(&what, CALL_TIMEOUT, start).await
+            };
+            let error = match started {
+                Ok(Ok(())) => break created,
+                Ok(Err(e)) if is_missing_network(&e) && !network_gone_before => {
+                    tracing::info!(container = %name, "the tenant network was removed meanwhile; making it again");
+                    network_gone_before = true;
+                    continue;
+                }
+                Ok(Err(e)) => engine_error(&what, e),
+                Err(timeout) => timeout,
+            };
             let _ = self.force_remove(&created.id).await;
-            return Err(e);
-        }
+            return Err(error);
+        };
         let addr = self
             .inspect(&created.id)
             .await?
@@ -304,10 +355,9 @@ impl DockerRuntime {
 #[async_trait]
 impl Runtime for DockerRuntime {
     async fn launch(&self, release: &ReleaseSpec) -> BackendResult<Vec<Replica>> {
-        let network = ensure_network(&self.docker, &release.tenant.id).await?;
         let mut replicas = Vec::new();
         for index in 1..=release.replicas {
-            match self.launch_one(release, &network, index).await {
+            match self.launch_one(release, index).await {
                 Ok(replica) => replicas.push(replica),
                 Err(e) => {
                     let _ = self.discard(&replicas).await;
@@ -387,7 +437,6 @@ impl Runtime for DockerRuntime {
     }
 
     async fn adopt(&self, release: &ReleaseSpec) -> BackendResult<Vec<Replica>> {
-        let network = ensure_network(&self.docker, &release.tenant.id).await?;
         let existing = self
             .containers(vec![
                 format!("{LABEL_APP}={}", release.app),
@@ -425,7 +474,7 @@ impl Runtime for DockerRuntime {
         let mut fresh = Vec::new();
         for index in 1..=release.replicas {
             if !present.contains(&container_name(&release.app, &release.deployment, index)) {
-                fresh.push(self.launch_one(release, &network, index).await?);
+                fresh.push(self.launch_one(release, index).await?);
             }
         }
         if !fresh.is_empty() {

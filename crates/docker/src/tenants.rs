@@ -104,6 +104,7 @@ async fn remove_duplicates(docker: &Docker, name: &str) {
 /// again. A network still in use, or already gone, is left as it is.
 pub(crate) async fn remove_network_if_unused(docker: &Docker, tenant_id: &str) {
     let name = network_name(tenant_id);
+    let _network_change = crate::engine::network_change().await;
     let inspect = docker.inspect_network(&name, None::<InspectNetworkOptions<String>>);
     let in_use = match tokio::time::timeout(CALL_TIMEOUT, inspect).await {
         Ok(Ok(network)) => network.containers.is_some_and(|c| !c.is_empty()),

@@ -377,3 +377,46 @@ async fn stats_report_cpu_memory_and_network_of_running_replicas() {
     assert!(runtime.stats(&app).await.unwrap().is_empty());
     runtime.destroy(&app).await.unwrap();
 }
+
+#[tokio::test]
+async fn destroying_a_tenants_last_app_does_not_break_a_launch_of_another() {
+    let _shared = ENGINE.read().await;
+    let docker = docker().await;
+    let (leaving, arriving) = (app_name("leaving"), app_name("arriving"));
+    let _cleanup = (Cleanup(leaving.clone()), Cleanup(arriving.clone()));
+    let (runtime, _traffic) = runtime(&docker);
+    let tenant = easydeploy_core::ports::Tenant {
+        id: format!("edtest-{}", &deployment()[..8]),
+    };
+    // The leaving app's destroy removes the tenant network as it finds no
+    // container on it, while the arriving app's replicas are being created
+    // on that network: each round starts the launch a little later so that
+    // some round hits that window.
+    for round in 0..8 {
+        // Destroy removes an app's images: build them again (from cache).
+        let (left, arrived) = tokio::join!(
+            build_image(&docker, &leaving, HTTPD),
+            build_image(&docker, &arriving, HTTPD)
+        );
+        let (left, arrived) = (left.unwrap().reference, arrived.unwrap().reference);
+        let mut leaving_release = release(&leaving, &deployment(), &left, 1);
+        leaving_release.tenant = tenant.clone();
+        let mut arriving_release = release(&arriving, &deployment(), &arrived, 3);
+        arriving_release.tenant = tenant.clone();
+        runtime.launch(&leaving_release).await.unwrap();
+        let later = async {
+            tokio::time::sleep(Duration::from_millis(40 * round)).await;
+            runtime.launch(&arriving_release).await
+        };
+        let (destroyed, launched) = tokio::join!(runtime.destroy(&leaving), later);
+        destroyed.unwrap();
+        let replicas = launched.unwrap_or_else(|e| panic!("round {round}: {e}"));
+        runtime.verify(&arriving_release, &replicas).await.unwrap();
+        runtime.destroy(&arriving).await.unwrap();
+    }
+    let network = format!("easydeploy-{}", tenant.id);
+    assert!(
+        docker.inspect_network::<String>(&network, None).await.is_err(),
+        "the network goes with the tenant's last app"
+    );
+}
