@@ -210,7 +210,6 @@ impl DockerRuntime {
                     name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
                     maximum_retry_count: None,
                 }),
-                network_mode: None,
                 // Bounded output per replica: 3 files of 10 MB.
                 log_config: Some(bollard::models::HostConfigLogConfig {
                     typ: Some("json-file".into()),
@@ -230,6 +229,7 @@ impl DockerRuntime {
         let created = loop {
             self.force_remove(&name).await?;
             let mut config = config.clone();
+            // By name: the network may be made again between two attempts.
             if let Some(host) = config.host_config.as_mut() {
                 host.network_mode = Some(ensure_network(&self.docker, &release.tenant.id).await?);
             }
