@@ -23,6 +23,10 @@ pub(crate) async fn network_change() -> tokio::sync::MutexGuard<'static, ()> {
     LOCK.lock().await
 }
 
+/// What to do about an engine that does not answer.
+const STUCK: &str = "(if this keeps happening the engine may be stuck: restart it, \
+                     e.g. `sudo systemctl restart docker` or `sudo scripts/setup.sh`)";
+
 /// Connects to the local engine (`DOCKER_HOST` or the default socket) and
 /// negotiates the API version, so that older engines (API 1.41) are accepted.
 pub async fn connect() -> BackendResult<Docker> {
@@ -71,7 +75,7 @@ pub(crate) fn engine_error(what: &str, err: Error) -> BackendError {
             BackendError::permanent(format!("could not {what}: {}", error.trim()))
         }
         Error::RequestTimeoutError => BackendError::transient(format!(
-            "could not {what}: the Docker engine did not answer in time"
+            "could not {what}: the Docker engine did not answer in time {STUCK}"
         )),
         Error::SocketNotFoundError(path) => BackendError::transient(format!(
             "could not {what}: the Docker engine is unreachable (no socket at {path}); is dockerd running?"
@@ -94,7 +98,7 @@ pub(crate) async fn within<T>(
 ) -> BackendResult<Result<T, Error>> {
     tokio::time::timeout(limit, call).await.map_err(|_| {
         BackendError::transient(format!(
-            "could not {what}: the Docker engine did not answer within {}s",
+            "could not {what}: the Docker engine did not answer within {}s {STUCK}",
             limit.as_secs()
         ))
     })
@@ -109,4 +113,44 @@ pub(crate) async fn bounded<T>(
     within(what, limit, call)
         .await?
         .map_err(|e| engine_error(what, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(status_code: u16, message: &str) -> Error {
+        Error::DockerResponseServerError {
+            status_code,
+            message: message.to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_missing_network_is_told_apart_from_other_refusals() {
+        assert!(is_missing_network(&refusal(
+            404,
+            "network easydeploy-acme not found"
+        )));
+        assert!(!is_missing_network(&refusal(404, "No such container: ed-shop-1")));
+        assert!(!is_missing_network(&refusal(
+            409,
+            "network easydeploy-acme not found"
+        )));
+    }
+
+    #[tokio::test]
+    async fn an_engine_that_does_not_answer_is_a_transient_error_saying_what_to_do() {
+        let call = std::future::pending::<Result<(), Error>>();
+        let error = within("start the container x", Duration::from_millis(10), call)
+            .await
+            .unwrap_err();
+        assert!(error.retryable, "{error}");
+        let text = error.to_string();
+        assert!(
+            text.starts_with("could not start the container x: the Docker engine did not answer"),
+            "{text}"
+        );
+        assert!(text.contains("restart it"), "{text}");
+    }
 }
