@@ -139,7 +139,7 @@ cpu_ticks() { awk '{ print $14, $15 }' "/proc/$1/stat"; }
 # the machine than req/s).
 compare_edges() {
   local title=$1 a=$2 a_args=$3 b=$4 b_args=$5 conns round order variant sum_a sum_b ratios out n u0 s0 u1 s1 port
-  declare -A url pid rps cpu name=([a]=$a [b]=$b)
+  declare -A url pid rps cpu p99 name=([a]=$a [b]=$b)
   for variant in a b; do
     port=$(free_port)
     local args=$a_args
@@ -159,7 +159,7 @@ compare_edges() {
   done
   echo
   echo "$title — $(date -u +%Y-%m-%dT%H:%MZ), wrk -t$THREADS -d${DURATION}s keep-alive, upstream $UPSTREAM, load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-  printf '%-6s %-6s %12s %12s %9s %22s %22s\n' conns round "$a req/s" "$b req/s" "$b ÷ $a" "$a CPU µs/req usr+sys" "$b CPU µs/req usr+sys"
+  printf '%-6s %-6s %12s %12s %9s %22s %22s %10s %10s\n' conns round "$a req/s" "$b req/s" "$b ÷ $a" "$a CPU µs/req usr+sys" "$b CPU µs/req usr+sys" "$a p99" "$b p99"
   for conns in "${CONNS[@]}"; do
     sum_a=0
     sum_b=0
@@ -171,18 +171,19 @@ compare_edges() {
         say "$title, ${name[$variant]}: $conns connections, round $round"
         wrk -t"$THREADS" -c"$conns" -d1s -H 'Host: bench.localhost' "${url[$variant]}" >/dev/null 2>&1 || true
         read -r u0 s0 < <(cpu_ticks "${pid[$variant]}")
-        out=$(wrk -t"$THREADS" -c"$conns" -d"${DURATION}s" -H 'Host: bench.localhost' "${url[$variant]}" 2>&1)
+        out=$(wrk -t"$THREADS" -c"$conns" -d"${DURATION}s" --latency -H 'Host: bench.localhost' "${url[$variant]}" 2>&1)
         read -r u1 s1 < <(cpu_ticks "${pid[$variant]}")
         n=$(awk '/requests in/ { print $1 }' <<<"$out")
         rps[$variant]=$(awk '/^Requests\/sec/ { printf "%d", $2 }' <<<"$out")
+        p99[$variant]=$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")ms
         cpu[$variant]=$(awk -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v n="${n:-0}" -v hz="$(getconf CLK_TCK)" \
           'BEGIN { if (n > 0) printf "%.2f+%.2f", u * 1e6 / hz / n, s * 1e6 / hz / n; else print "-" }')
       done
       sum_a=$((sum_a + rps[a]))
       sum_b=$((sum_b + rps[b]))
       ratios+=("$(ratio "${rps[b]}" "${rps[a]}")")
-      printf '%-6s %-6s %12s %12s %9s %22s %22s\n' "$conns" "$round" "${rps[a]}" "${rps[b]}" \
-        "$(ratio "${rps[b]}" "${rps[a]}")" "${cpu[a]}" "${cpu[b]}"
+      printf '%-6s %-6s %12s %12s %9s %22s %22s %10s %10s\n' "$conns" "$round" "${rps[a]}" "${rps[b]}" \
+        "$(ratio "${rps[b]}" "${rps[a]}")" "${cpu[a]}" "${cpu[b]}" "${p99[a]}" "${p99[b]}"
     done
     printf '%-6s %-6s %12s %12s %9s\n' "$conns" mean "$((sum_a / ROUNDS))" "$((sum_b / ROUNDS))" "$(ratio "$sum_b" "$sum_a")"
     printf '%-6s %-6s %12s %12s %9s\n' "$conns" median '' '' \
@@ -443,4 +444,7 @@ if [ "$MODE" = all ]; then
   # (bridge ÷ namespace below 1: what the namespace path saves).
   SANDBOX=$(docker inspect -f '{{.NetworkSettings.SandboxKey}}' "$CONTAINER")
   compare_edges "Edge dialing the replica" namespace "on $SANDBOX" bridge on
+  # Wake-up coalescing on (the default) vs off (each ÷ coalesce below 1:
+  # what letting work gather under load saves; compare the p99 columns too).
+  compare_edges "Edge wake-up coalescing" coalesce "on $SANDBOX" each "on nocoalesce $SANDBOX"
 fi

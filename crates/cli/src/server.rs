@@ -160,6 +160,11 @@ pub struct EdgeArgs {
     /// Largest request body in MiB (413 past it).
     #[arg(long, env = "EASYDEPLOY_EDGE_MAX_BODY_MIB", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     pub edge_max_body_mib: u64,
+    /// Under heavy load (32+ requests of a worker waiting on replicas), a
+    /// worker about to sleep first lets work gather for 200 µs (`coalesce`)
+    /// or wakes for every event (`each`).
+    #[arg(long, env = "EASYDEPLOY_EDGE_WAKEUPS", default_value = "coalesce", value_parser = ["coalesce", "each"])]
+    pub edge_wakeups: String,
 }
 
 impl Default for EdgeArgs {
@@ -175,6 +180,7 @@ impl Default for EdgeArgs {
             edge_pool_max_idle: 1024,
             edge_pool_idle_timeout: 90,
             edge_max_body_mib: 1024,
+            edge_wakeups: "coalesce".into(),
         }
     }
 }
@@ -194,6 +200,7 @@ impl EdgeArgs {
             max_body_bytes: self.edge_max_body_mib << 20,
             pool_max_idle_per_backend: usize::try_from(self.edge_pool_max_idle).unwrap_or(usize::MAX),
             idle_timeout: Duration::from_secs(self.edge_pool_idle_timeout),
+            coalesce_wakeups: self.edge_wakeups != "each",
             ..EdgeConfig::default()
         }
     }
@@ -449,6 +456,8 @@ mod tests {
             "8",
             "--edge-pool-idle-timeout",
             "5",
+            "--edge-wakeups",
+            "each",
         ])
         .unwrap()
         .config("apps.test");
@@ -457,12 +466,15 @@ mod tests {
         assert_eq!(config.idle_timeout, Duration::from_secs(5));
         assert_eq!(config.header_read_timeout, Duration::from_secs(3));
         assert!(!config.dial_in_namespace);
+        assert!(!config.coalesce_wakeups);
+        assert!(parse(&[]).unwrap().config("x").coalesce_wakeups);
         assert_eq!(config.apps_domain, "apps.test");
         for bad in [
             &["--edge-header-timeout", "0"][..],
             &["--edge-max-body-mib", "0"],
             &["--edge-pool-max-idle", "0"],
             &["--edge-dial", "tunnel"],
+            &["--edge-wakeups", "never"],
             &["--edge-tls-cert", "cert.pem"],
         ] {
             let error = parse(bad).unwrap_err();

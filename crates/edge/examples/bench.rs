@@ -7,11 +7,12 @@
 //! - `bench idle ADDR HOST N` — opens N client connections to ADDR, sends
 //!   one `GET /` with `Host: HOST` on each, reads the answers, prints
 //!   `ready N` and keeps them open (idle) until stdin closes.
-//! - `bench edge LISTEN APP BACKEND [on|off] [NETNS]` — the edge proxy
-//!   alone, routing `APP.localhost` to BACKEND (dialed from inside the
-//!   network namespace file NETNS if given), with traffic metrics on
-//!   (default) or off, until stdin closes (for profiling without the
-//!   platform, and for measuring the cost of the metrics).
+//! - `bench edge LISTEN APP BACKEND [on|off] [coalesce|nocoalesce] [NETNS]`
+//!   — the edge proxy alone, routing `APP.localhost` to BACKEND (dialed
+//!   from inside the network namespace file NETNS if given), with traffic
+//!   metrics on (default) or off and wake-up coalescing on (default) or
+//!   off, until stdin closes (for profiling without the platform, and for
+//!   measuring what a setting costs or saves).
 
 use std::io::{BufRead, Read as _};
 use std::net::SocketAddr;
@@ -33,13 +34,17 @@ fn main() {
             app,
             easydeploy_core::ports::Upstream {
                 addr: backend.parse().expect("BACKEND"),
-                netns: rest.get(1).map(Into::into),
+                netns: rest.iter().find(|a| a.starts_with('/')).map(Into::into),
             },
-            rest.first() != Some(&"off"),
+            easydeploy_edge::EdgeConfig {
+                metrics: !rest.contains(&"off"),
+                coalesce_wakeups: !rest.contains(&"nocoalesce"),
+                ..easydeploy_edge::EdgeConfig::default()
+            },
         ),
         _ => {
             eprintln!(
-                "usage: bench upstream PORT | idle ADDR HOST N | edge LISTEN APP BACKEND [on|off] [NETNS]"
+                "usage: bench upstream PORT | idle ADDR HOST N | edge LISTEN APP BACKEND [on|off] [coalesce|nocoalesce] [NETNS]"
             );
             std::process::exit(2);
         }
@@ -191,17 +196,19 @@ fn idle(addr: SocketAddr, host: &str, n: usize) {
     drop(conns);
 }
 
-fn edge(listen: SocketAddr, app: &str, backend: easydeploy_core::ports::Upstream, metrics: bool) {
+fn edge(
+    listen: SocketAddr,
+    app: &str,
+    backend: easydeploy_core::ports::Upstream,
+    config: easydeploy_edge::EdgeConfig,
+) {
     use easydeploy_core::ports::TrafficSwitch;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let proxy = easydeploy_edge::EdgeProxy::new(easydeploy_edge::EdgeConfig {
-            metrics,
-            ..easydeploy_edge::EdgeConfig::default()
-        });
+        let proxy = easydeploy_edge::EdgeProxy::new(config);
         proxy.set_upstreams(app, vec![backend]);
         let listener = TcpListener::bind(listen).await.unwrap();
         let shutdown = tokio_util::sync::CancellationToken::new();

@@ -52,6 +52,12 @@ pub struct EdgeConfig {
     /// `CAP_SYS_ADMIN`; without it, or off, replicas are dialed at their
     /// bridge address from the edge's namespace.
     pub dial_in_namespace: bool,
+    /// Under heavy load, let work gather before sleeping (default `true`):
+    /// a worker about to wait for events while many of its requests are
+    /// waiting on replicas first pauses [`COALESCE_WINDOW`](crate::COALESCE_WINDOW),
+    /// so the answers and requests arriving meanwhile are handled in one
+    /// batch instead of each waking it (and being preempted by it) alone.
+    pub coalesce_wakeups: bool,
 }
 
 impl Default for EdgeConfig {
@@ -71,6 +77,7 @@ impl Default for EdgeConfig {
             threads: 0,
             metrics: true,
             dial_in_namespace: true,
+            coalesce_wakeups: true,
         }
     }
 }

@@ -56,3 +56,4 @@ mod upstream;
 pub use config::EdgeConfig;
 pub use proxy::{EdgeError, EdgeProxy};
 pub use routes::AppStats;
+pub use serve::COALESCE_WINDOW;

@@ -135,7 +135,7 @@ impl EdgeProxy {
         client: ClientIp,
         tls: bool,
     ) -> Response<ProxyBody> {
-        crate::serve::answered();
+        let _answering = crate::serve::Answering::begin();
         let Some(host) = request_host(&parts) else {
             return pages::unknown_app(None, None);
         };

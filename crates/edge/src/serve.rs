@@ -52,10 +52,12 @@ impl EdgeProxy {
                 .name(format!("edge-{index}"))
                 .spawn(move || {
                     crate::metrics::pin_thread(index);
-                    let runtime = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .expect("a current-thread runtime");
+                    let mut runtime = tokio::runtime::Builder::new_current_thread();
+                    runtime.enable_all();
+                    if proxy.config.coalesce_wakeups {
+                        runtime.on_thread_park(before_sleep);
+                    }
+                    let runtime = runtime.build().expect("a current-thread runtime");
                     runtime.block_on(proxy.worker(listener, shutdown));
                     drop(done);
                 });
@@ -135,11 +137,62 @@ impl EdgeProxy {
 thread_local! {
     /// Requests this worker thread has answered.
     static ANSWERED: Cell<u64> = const { Cell::new(0) };
+    /// Requests of this worker waiting for their response head.
+    static WAITING: Cell<usize> = const { Cell::new(0) };
+    /// `ANSWERED` when this worker last got ready to sleep.
+    static ANSWERED_AT_PARK: Cell<u64> = const { Cell::new(0) };
 }
 
-/// Counts a request answered by this worker thread.
-pub(crate) fn answered() {
-    ANSWERED.with(|n| n.set(n.get().wrapping_add(1)));
+/// How long a busy worker lets events gather before it sleeps (see
+/// [`EdgeConfig::coalesce_wakeups`](crate::EdgeConfig::coalesce_wakeups)).
+pub const COALESCE_WINDOW: Duration = Duration::from_micros(200);
+
+/// Requests a worker must have waiting on replicas for it to pause.
+const COALESCE_MIN_WAITING: usize = 32;
+
+/// A request of this worker thread, from its head to its response head.
+pub(crate) struct Answering(());
+
+impl Answering {
+    /// Counts a request answered by this worker thread.
+    pub(crate) fn begin() -> Self {
+        ANSWERED.with(|n| n.set(n.get().wrapping_add(1)));
+        WAITING.with(|n| n.set(n.get() + 1));
+        Self(())
+    }
+}
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        WAITING.with(|n| n.set(n.get().saturating_sub(1)));
+    }
+}
+
+/// Whether a worker about to sleep should first let events gather: it
+/// started requests since it last slept and many are still waiting. At low
+/// concurrency the pause would only add latency, so it is not taken.
+fn should_coalesce(waiting: usize, answered_since_last_park: bool) -> bool {
+    answered_since_last_park && waiting >= COALESCE_MIN_WAITING
+}
+
+/// Runs on a worker thread when its runtime is about to wait for events.
+///
+/// With many requests in flight the proxy would otherwise wake for every
+/// single answer or request (each wake-up preempting the task that sent
+/// it), a stable state in which every process on the machine handles one
+/// message per time slice; pausing briefly lets them batch instead.
+fn before_sleep() {
+    if let Some(pause) = pause_before_sleep() {
+        std::thread::sleep(pause);
+    }
+}
+
+/// How long this worker should pause before it sleeps, if at all; notes
+/// that it got ready to sleep.
+fn pause_before_sleep() -> Option<Duration> {
+    let now = ANSWERED.with(Cell::get);
+    let answered = ANSWERED_AT_PARK.with(|at| at.replace(now) != now);
+    should_coalesce(WAITING.with(Cell::get), answered).then_some(COALESCE_WINDOW)
 }
 
 /// Gives freed memory back to the system once a worker went a whole sweep
@@ -295,4 +348,46 @@ fn reuse_port_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListene
     socket.bind(&addr.into())?;
     socket.listen(4096)?;
     Ok(socket.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_worker_with_many_requests_waiting_lets_work_gather() {
+        assert!(should_coalesce(COALESCE_MIN_WAITING, true));
+        assert!(
+            !should_coalesce(COALESCE_MIN_WAITING - 1, true),
+            "low concurrency: no pause"
+        );
+        assert!(!should_coalesce(1000, false), "nothing new since the last sleep");
+    }
+
+    #[test]
+    fn requests_are_counted_while_they_wait_for_their_response_head() {
+        // Thread-locals: this test's thread is a worker of its own.
+        let waiting = || WAITING.with(Cell::get);
+        let started = ANSWERED.with(Cell::get);
+        let answering: Vec<Answering> = (0..COALESCE_MIN_WAITING).map(|_| Answering::begin()).collect();
+        assert_eq!(waiting(), COALESCE_MIN_WAITING);
+        assert_eq!(ANSWERED.with(Cell::get), started + COALESCE_MIN_WAITING as u64);
+        assert_eq!(
+            pause_before_sleep(),
+            Some(COALESCE_WINDOW),
+            "busy with many waiting"
+        );
+        assert_eq!(
+            pause_before_sleep(),
+            None,
+            "no request started since the last time"
+        );
+        let one_more = Answering::begin();
+        assert_eq!(pause_before_sleep(), Some(COALESCE_WINDOW));
+        drop((answering, one_more));
+        assert_eq!(waiting(), 0);
+        let last = Answering::begin();
+        assert_eq!(pause_before_sleep(), None, "one request waiting: no pause");
+        drop(last);
+    }
 }
