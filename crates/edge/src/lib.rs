@@ -17,9 +17,11 @@
 //! own small server (hyper serves the rest), request heads written to the
 //! backend straight from the client's request, response heads parsed in
 //! place, response bodies read from the backend by the client connection's
-//! own task, coarse per-connection timers, and local replicas dialed from
+//! own task, coarse per-connection timers, local replicas dialed from
 //! inside their network namespace (see
-//! [`Upstream::netns`](easydeploy_core::ports::Upstream::netns)).
+//! [`Upstream::netns`](easydeploy_core::ports::Upstream::netns)), and, under
+//! heavy load, a short pause before a worker sleeps so that events are
+//! handled in batches ([`EdgeConfig::coalesce_wakeups`]).
 //!
 //! ```no_run
 //! # async fn run() -> std::io::Result<()> {
