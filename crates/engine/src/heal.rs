@@ -3,7 +3,7 @@
 
 use crate::Engine;
 use easydeploy_core::ports::Replica;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -35,20 +35,38 @@ pub(crate) struct Memory {
     restarts_seen: HashMap<String, i64>,
 }
 
+impl Memory {
+    /// Forgets the replicas not in `present` (removed since), so what is
+    /// remembered does not grow with every deployment.
+    fn keep_only(&mut self, present: &HashSet<String>) {
+        self.crash_reported.retain(|name, _| present.contains(name));
+        self.failing.retain(|name, _| present.contains(name));
+        self.restarts_seen.retain(|name, _| present.contains(name));
+    }
+}
+
 impl Engine {
     /// One pass: for every app with a live release and nothing in flight,
     /// replaces stopped or missing replicas, removes replicas of ended
     /// deployments, and reports crash loops as events.
     pub(crate) async fn reconcile(&self, memory: &mut Memory) -> Result<(), crate::EngineError> {
         let active = self.store.active_deployment_ids().await?;
+        // Replicas of live deployments seen in this pass; `every_app`: no
+        // app was skipped, so the memory of the others can go.
+        let (mut present, mut every_app) = (HashSet::new(), true);
         for live in self.store.live_deployments().await? {
             let app = &live.app;
             let lock = self.app_lock(app);
-            let Ok(_guard) = lock.try_lock() else { continue };
+            let Ok(_guard) = lock.try_lock() else {
+                every_app = false;
+                continue;
+            };
             if self.store.has_in_flight(app).await? {
+                every_app = false;
                 continue;
             }
             let Some(spec) = self.release_spec(&live).await? else {
+                every_app = false;
                 continue;
             };
             let replicas = self.backends.runtime.status(app).await?;
@@ -100,6 +118,7 @@ impl Engine {
                 self.backends.runtime.status(app).await?
             };
             let mine: Vec<_> = replicas.iter().filter(|r| r.deployment == live.id).collect();
+            present.extend(mine.iter().map(|r| r.name.clone()));
             for r in &mine {
                 let seen = memory.crash_reported.entry(r.name.clone()).or_default();
                 if r.restarts >= CRASH_LOOP_RESTARTS && r.restarts > *seen {
@@ -143,6 +162,9 @@ impl Engine {
                 }
             }
         }
+        if every_app {
+            memory.keep_only(&present);
+        }
         Ok(())
     }
 }
@@ -153,5 +175,25 @@ fn wanted(bounds: &std::ops::RangeInclusive<u32>) -> String {
         bounds.start().to_string()
     } else {
         format!("{}-{}", bounds.start(), bounds.end())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_memory_of_removed_replicas_is_forgotten() {
+        let mut memory = Memory::default();
+        for name in ["ed-a-1111-1", "ed-a-2222-1"] {
+            memory.crash_reported.insert(name.into(), 4);
+            memory.failing.insert(name.into(), 1);
+            memory.restarts_seen.insert(name.into(), 4);
+        }
+        memory.keep_only(&HashSet::from(["ed-a-2222-1".to_owned()]));
+        for map in [&memory.crash_reported, &memory.restarts_seen] {
+            assert_eq!(map.keys().collect::<Vec<_>>(), ["ed-a-2222-1"]);
+        }
+        assert_eq!(memory.failing.keys().collect::<Vec<_>>(), ["ed-a-2222-1"]);
     }
 }
