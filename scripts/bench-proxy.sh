@@ -25,7 +25,8 @@
 # upstream is the bench server run on loopback (no Docker, no release build
 # of the platform); the full run does the same comparison after the peers,
 # against the deployed upstream, then the same for two standalone edges
-# dialing the replica inside its network namespace or across the bridge.
+# dialing the replica inside its network namespace or across the bridge,
+# with wake-up coalescing on and off, and with batched sends on and off.
 #
 # Builds the platform in release mode (cold: ~15 min on 2 cores) and the
 # upstream as a static binary; installs nginx-light, haproxy, caddy and wrk
@@ -447,4 +448,7 @@ if [ "$MODE" = all ]; then
   # Wake-up coalescing on (the default) vs off (each ÷ coalesce below 1:
   # what letting work gather under load saves; compare the p99 columns too).
   compare_edges "Edge wake-up coalescing" coalesce "on $SANDBOX" each "on nocoalesce $SANDBOX"
+  # Batched sends on (the default) vs off (each ÷ batch below 1: what
+  # sending a round's small writes together through io_uring saves).
+  compare_edges "Edge batched sends" batch "on $SANDBOX" each "on nobatch $SANDBOX"
 fi

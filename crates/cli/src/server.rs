@@ -165,6 +165,11 @@ pub struct EdgeArgs {
     /// or wakes for every event (`each`).
     #[arg(long, env = "EASYDEPLOY_EDGE_WAKEUPS", default_value = "coalesce", value_parser = ["coalesce", "each"])]
     pub edge_wakeups: String,
+    /// Request heads and small responses a worker sends in one round go
+    /// out together through io_uring (`batch`) or one system call each
+    /// (`each`).
+    #[arg(long, env = "EASYDEPLOY_EDGE_SENDS", default_value = "batch", value_parser = ["batch", "each"])]
+    pub edge_sends: String,
 }
 
 impl Default for EdgeArgs {
@@ -181,6 +186,7 @@ impl Default for EdgeArgs {
             edge_pool_idle_timeout: 90,
             edge_max_body_mib: 1024,
             edge_wakeups: "coalesce".into(),
+            edge_sends: "batch".into(),
         }
     }
 }
@@ -201,6 +207,7 @@ impl EdgeArgs {
             pool_max_idle_per_backend: usize::try_from(self.edge_pool_max_idle).unwrap_or(usize::MAX),
             idle_timeout: Duration::from_secs(self.edge_pool_idle_timeout),
             coalesce_wakeups: self.edge_wakeups != "each",
+            batch_sends: self.edge_sends != "each",
             ..EdgeConfig::default()
         }
     }
@@ -458,6 +465,8 @@ mod tests {
             "5",
             "--edge-wakeups",
             "each",
+            "--edge-sends",
+            "each",
         ])
         .unwrap()
         .config("apps.test");
@@ -467,7 +476,9 @@ mod tests {
         assert_eq!(config.header_read_timeout, Duration::from_secs(3));
         assert!(!config.dial_in_namespace);
         assert!(!config.coalesce_wakeups);
-        assert!(parse(&[]).unwrap().config("x").coalesce_wakeups);
+        assert!(!config.batch_sends);
+        let defaults = parse(&[]).unwrap().config("x");
+        assert!(defaults.coalesce_wakeups && defaults.batch_sends);
         assert_eq!(config.apps_domain, "apps.test");
         for bad in [
             &["--edge-header-timeout", "0"][..],
@@ -475,6 +486,7 @@ mod tests {
             &["--edge-pool-max-idle", "0"],
             &["--edge-dial", "tunnel"],
             &["--edge-wakeups", "never"],
+            &["--edge-sends", "some"],
             &["--edge-tls-cert", "cert.pem"],
         ] {
             let error = parse(bad).unwrap_err();

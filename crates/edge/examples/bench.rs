@@ -7,12 +7,12 @@
 //! - `bench idle ADDR HOST N` — opens N client connections to ADDR, sends
 //!   one `GET /` with `Host: HOST` on each, reads the answers, prints
 //!   `ready N` and keeps them open (idle) until stdin closes.
-//! - `bench edge LISTEN APP BACKEND [on|off] [coalesce|nocoalesce] [NETNS]`
-//!   — the edge proxy alone, routing `APP.localhost` to BACKEND (dialed
-//!   from inside the network namespace file NETNS if given), with traffic
-//!   metrics on (default) or off and wake-up coalescing on (default) or
-//!   off, until stdin closes (for profiling without the platform, and for
-//!   measuring what a setting costs or saves).
+//! - `bench edge LISTEN APP BACKEND [on|off] [coalesce|nocoalesce]
+//!   [batch|nobatch] [NETNS]` — the edge proxy alone, routing
+//!   `APP.localhost` to BACKEND (dialed from inside the network namespace
+//!   file NETNS if given), with traffic metrics, wake-up coalescing and
+//!   batched sends on (defaults) or off, until stdin closes (for profiling
+//!   without the platform, and for measuring what a setting costs or saves).
 
 use std::io::{BufRead, Read as _};
 use std::net::SocketAddr;
@@ -39,12 +39,13 @@ fn main() {
             easydeploy_edge::EdgeConfig {
                 metrics: !rest.contains(&"off"),
                 coalesce_wakeups: !rest.contains(&"nocoalesce"),
+                batch_sends: !rest.contains(&"nobatch"),
                 ..easydeploy_edge::EdgeConfig::default()
             },
         ),
         _ => {
             eprintln!(
-                "usage: bench upstream PORT | idle ADDR HOST N | edge LISTEN APP BACKEND [on|off] [coalesce|nocoalesce] [NETNS]"
+                "usage: bench upstream PORT | idle ADDR HOST N | edge LISTEN APP BACKEND [on|off] [coalesce|nocoalesce] [batch|nobatch] [NETNS]"
             );
             std::process::exit(2);
         }

@@ -58,6 +58,13 @@ pub struct EdgeConfig {
     /// so the answers and requests arriving meanwhile are handled in one
     /// batch instead of each waking it (and being preempted by it) alone.
     pub coalesce_wakeups: bool,
+    /// Send request heads and whole small responses in batches (default
+    /// `true`): each worker collects the sends its tasks make in one round
+    /// and submits them together with io_uring, so the replicas and
+    /// clients they wake are woken once per batch rather than preempting
+    /// the worker after each send. Where io_uring is unavailable the
+    /// worker sends directly.
+    pub batch_sends: bool,
 }
 
 impl Default for EdgeConfig {
@@ -78,6 +85,7 @@ impl Default for EdgeConfig {
             metrics: true,
             dial_in_namespace: true,
             coalesce_wakeups: true,
+            batch_sends: true,
         }
     }
 }

@@ -50,7 +50,9 @@ pub(crate) async fn run(
     max_body: u64,
     head_request: bool,
 ) -> Result<ResponseHead, Failure> {
-    conn.stream.write_all(head).await.map_err(Failure::NotSent)?;
+    crate::batch::write_all(&mut conn.stream, Bytes::copy_from_slice(head))
+        .await
+        .map_err(Failure::NotSent)?;
     conn.buf.reserve(READ_BUF);
     let Some(body) = outgoing.body.take() else {
         let deadline = tokio::time::Instant::now() + timeout;

@@ -10,6 +10,7 @@
 //! connection over, with the bytes read so far, to the TLS acceptor or
 //! hyper, which serve it from then on.
 
+use crate::batch;
 use crate::body::ProxyBody;
 use crate::headers::ClientIp;
 use crate::proxy::EdgeProxy;
@@ -270,7 +271,7 @@ async fn respond(
     out.extend_from_slice(b"\r\n");
     if no_body {
         drop(body);
-        return stream.write_all(&out).await;
+        return batch::write_all(stream, out.into()).await;
     }
     loop {
         // Take what the body has ready; before waiting for more, send what is written.
@@ -312,11 +313,7 @@ async fn respond(
     if chunked {
         out.extend_from_slice(b"0\r\n\r\n");
     }
-    if out.is_empty() {
-        Ok(())
-    } else {
-        stream.write_all(&out).await
-    }
+    batch::write_all(stream, out.into()).await
 }
 
 fn put(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {

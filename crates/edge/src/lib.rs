@@ -37,6 +37,7 @@
 //! # }
 //! ```
 
+mod batch;
 mod body;
 mod chunked;
 mod config;

@@ -86,6 +86,11 @@ impl EdgeProxy {
         let shutdown = shutdown.child_token();
         let connections = TaskTracker::new();
         let mut trim = Trim::default();
+        if self.config.batch_sends {
+            if let Some(flusher) = crate::batch::start() {
+                tokio::spawn(flusher);
+            }
+        }
         let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
