@@ -115,45 +115,42 @@ impl Batch {
         let queued = std::mem::take(&mut self.queued);
         for chunk in queued.chunks(RING as usize) {
             let mut submitted = 0;
-            {
-                let mut sq = self.ring.submission();
-                for &i in chunk {
-                    match &self.slots[i] {
-                        Slot::Queued { fd, data, .. } => {
-                            let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
-                            let sqe = opcode::Send::new(types::Fd(*fd), data.as_ptr(), len)
-                                .flags(libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
-                                .build()
-                                .user_data(i as u64);
-                            // SAFETY: the buffer belongs to the slot, which
-                            // keeps it until the send's completion is reaped
-                            // below (or forever, if it never is). The queue
-                            // has room: it is empty and a chunk fits in it.
-                            if unsafe { sq.push(&sqe) }.is_ok() {
-                                submitted += 1;
-                            }
+            for &i in chunk {
+                match &self.slots[i] {
+                    Slot::Queued { fd, data, .. } if !self.broken => {
+                        let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
+                        let sqe = opcode::Send::new(types::Fd(*fd), data.as_ptr(), len)
+                            .flags(libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
+                            .build()
+                            .user_data(i as u64);
+                        // SAFETY: the buffer belongs to the slot, which keeps
+                        // it until the send's completion is reaped (or
+                        // forever, if it never is).
+                        if unsafe { self.ring.submission().push(&sqe) }.is_ok() {
+                            submitted += 1;
+                            continue;
                         }
-                        Slot::Abandoned => {
-                            self.slots[i] = Slot::Free;
-                            self.free.push(i);
-                        }
-                        Slot::Free | Slot::Done(..) => {}
+                        // No room (cannot happen: a chunk fits the empty queue).
+                        self.settle(i, Err(io::ErrorKind::WouldBlock.into()), true, &mut wakers);
                     }
+                    // Not handed to the kernel: the caller writes it directly.
+                    Slot::Queued { .. } => {
+                        self.settle(i, Err(io::ErrorKind::WouldBlock.into()), true, &mut wakers);
+                    }
+                    Slot::Abandoned => {
+                        self.slots[i] = Slot::Free;
+                        self.free.push(i);
+                    }
+                    Slot::Free | Slot::Done(..) => {}
                 }
             }
             if let Err(error) = self.complete(submitted, &mut wakers) {
                 tracing::warn!(%error, "batched sends failed: the edge worker sends directly from now on");
                 self.broken = true;
                 for &i in chunk {
-                    if let Slot::Queued { data, waker, .. } =
-                        std::mem::replace(&mut self.slots[i], Slot::Free)
-                    {
-                        // The kernel may still read it: never freed.
-                        std::mem::forget(data);
-                        let failed = io::Error::other(format!("batched send failed: {error}"));
-                        self.slots[i] = Slot::Done(Err(failed), Bytes::new());
-                        wakers.extend(waker);
-                    }
+                    let failed = io::Error::other(format!("batched send failed: {error}"));
+                    // The kernel may still read these buffers: never freed.
+                    self.settle(i, Err(failed), false, &mut wakers);
                 }
             }
         }
@@ -175,25 +172,52 @@ impl Batch {
                     return Err(error);
                 }
             }
-            for cqe in self.ring.completion() {
-                let i = cqe.user_data() as usize;
+            loop {
+                let Some(cqe) = self.ring.completion().next() else {
+                    break;
+                };
                 let outcome = match cqe.result() {
                     n if n >= 0 => Ok(n as usize),
                     n => Err(io::Error::from_raw_os_error(-n)),
                 };
-                if let Slot::Queued { data, waker, .. } = std::mem::replace(&mut self.slots[i], Slot::Free) {
-                    self.slots[i] = Slot::Done(outcome, data);
-                    wakers.extend(waker);
+                if self.settle(cqe.user_data() as usize, outcome, true, wakers) {
                     pending -= 1;
                 }
             }
         }
         Ok(())
     }
+
+    /// Gives a queued send its outcome, and its data back unless the
+    /// kernel may still read it (then the data is never freed); whether it
+    /// was queued.
+    fn settle(
+        &mut self,
+        i: usize,
+        outcome: io::Result<usize>,
+        give_back: bool,
+        wakers: &mut Vec<Waker>,
+    ) -> bool {
+        let Slot::Queued { data, waker, .. } = std::mem::replace(&mut self.slots[i], Slot::Free) else {
+            return false;
+        };
+        let data = if give_back {
+            data
+        } else {
+            std::mem::forget(data);
+            Bytes::new()
+        };
+        self.slots[i] = Slot::Done(outcome, data);
+        wakers.extend(waker);
+        true
+    }
 }
 
 /// A send queued in this thread's batch: resolves, once flushed, to the
 /// bytes sent (maybe fewer than given) or the error, and the data back.
+/// Dropped before the flush, the send is skipped (the socket it names may
+/// be closed by then); it must not be leaked with `mem::forget`, which only
+/// this module could do.
 struct Queued {
     slot: usize,
     done: bool,
@@ -239,7 +263,12 @@ impl Future for Queued {
         let i = self.slot;
         let ready = BATCH.with(|b| {
             let mut b = b.borrow_mut();
-            let batch = b.as_mut()?;
+            let Some(batch) = b.as_mut() else {
+                return Some((
+                    Err(io::Error::other("batched send polled off its worker")),
+                    Bytes::new(),
+                ));
+            };
             match &mut batch.slots[i] {
                 Slot::Queued { waker, .. } => {
                     *waker = Some(cx.waker().clone());

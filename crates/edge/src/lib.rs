@@ -19,9 +19,12 @@
 //! place, response bodies read from the backend by the client connection's
 //! own task, coarse per-connection timers, local replicas dialed from
 //! inside their network namespace (see
-//! [`Upstream::netns`](easydeploy_core::ports::Upstream::netns)), and, under
-//! heavy load, a short pause before a worker sleeps so that events are
-//! handled in batches ([`EdgeConfig::coalesce_wakeups`]).
+//! [`Upstream::netns`](easydeploy_core::ports::Upstream::netns)), the small
+//! writes of a worker's round of tasks sent together through io_uring, so
+//! the replicas and clients they wake are woken once per batch
+//! ([`EdgeConfig::batch_sends`]), and, under heavy load, a short pause
+//! before a worker sleeps so that events are handled in batches
+//! ([`EdgeConfig::coalesce_wakeups`]).
 //!
 //! ```no_run
 //! # async fn run() -> std::io::Result<()> {
