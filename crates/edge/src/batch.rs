@@ -223,8 +223,8 @@ struct Queued {
     done: bool,
 }
 
-/// Queues `data` (not empty) for `fd`; `None` when this thread does not
-/// batch.
+/// Queues `data` (not empty) for `fd`; gives it back when this thread
+/// does not batch.
 fn queue(fd: RawFd, data: Bytes) -> Result<Queued, Bytes> {
     let queued = BATCH.with(|b| {
         let mut b = b.borrow_mut();
