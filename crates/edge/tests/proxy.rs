@@ -329,3 +329,42 @@ async fn shutdown_lets_in_flight_requests_finish() {
         .unwrap();
     assert!(TcpStream::connect(edge.addr).await.is_err());
 }
+
+/// Many keep-alive clients at once, sent to in batches (the default) or
+/// one send at a time: every client gets the answers to its own requests.
+#[tokio::test]
+async fn concurrent_keep_alive_clients_each_get_their_own_answers_with_sends_batched_or_not() {
+    for batch_sends in [true, false] {
+        let edge = start_edge(EdgeConfig {
+            batch_sends,
+            ..EdgeConfig::default()
+        })
+        .await;
+        edge.proxy.set_backends("app", vec![upstream("a").await]);
+        let addr = edge.addr;
+        let clients = (0..64).map(|n| {
+            tokio::spawn(async move {
+                let client = client();
+                for k in 0..5 {
+                    let req = Request::get(format!("http://{addr}/"))
+                        .header("host", "app.localhost")
+                        .header("x-client", format!("{n}-{k}"))
+                        .body(Full::default())
+                        .unwrap();
+                    let answer = read(client.request(req).await.unwrap()).await;
+                    assert_eq!(answer.status, StatusCode::OK);
+                    assert_eq!(
+                        answer.echoed()["x-client"],
+                        [format!("{n}-{k}")],
+                        "batch_sends {batch_sends}"
+                    );
+                }
+            })
+        });
+        for client in clients.collect::<Vec<_>>() {
+            client.await.unwrap();
+        }
+        let stats = edge.proxy.app_stats("app").unwrap();
+        assert_eq!(stats.requests, 64 * 5, "batch_sends {batch_sends}");
+    }
+}
