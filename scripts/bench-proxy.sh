@@ -35,9 +35,10 @@
 # keep-alive and one request per connection (`Connection: close`), runs wrk
 # (2 threads, --latency) against the upstream directly and through each
 # proxy, PASSES times (default 3, the proxies' order rotated each pass), and
-# prints the medians of req/s, p50 and p99, errors, the edge's ratio to each peer,
-# each proxy's peak RSS over all runs, and each proxy's RSS holding IDLE
-# idle keep-alive client connections (each opened with one request).
+# prints the medians of req/s, p50 and p99, errors, the edge's ratio to each
+# peer, the keep-alive req/s of every pass, each proxy's peak RSS over all
+# runs, and each proxy's RSS holding IDLE idle keep-alive client
+# connections (each opened with one request).
 # Every proxy gets the same work: keep-alive to the upstream, X-Forwarded-*
 # headers, no access log. Not a test: it prints figures, it asserts nothing.
 set -euo pipefail
@@ -369,7 +370,9 @@ for pass in $(seq "$PASSES"); do
     done
   done
 done
+declare -A RUNS
 for key in "${!RPS[@]}"; do
+  RUNS[$key]=${RPS[$key]}
   RPS[$key]=$(median "${RPS[$key]}")
   P50[$key]=$(median "${P50[$key]}")
   P99[$key]=$(median "${P99[$key]}")
@@ -425,6 +428,13 @@ for conns in "${CONNS[@]}"; do
     printf '%-6s %-10s %8s %8s %8s %12s\n' "$conns" "$mode" \
       "$(ratio "$e" "${RPS[nginx/$conns/$mode]}")" "$(ratio "$e" "${RPS[haproxy/$conns/$mode]}")" \
       "$(ratio "$e" "${RPS[caddy/$conns/$mode]}")" "${P99[edge/$conns/$mode]}/$best"
+  done
+done
+echo
+echo "req/s of each pass, in the order run (keep-alive)"
+for conns in "${CONNS[@]}"; do
+  for name in direct "${NAMES[@]}"; do
+    printf '%-8s %-6s %s\n' "$name" "$conns" "${RUNS[$name/$conns/keepalive]# }"
   done
 done
 echo
