@@ -455,9 +455,10 @@ if [ "$MODE" = all ]; then
   # (bridge ÷ namespace below 1: what the namespace path saves).
   SANDBOX=$(docker inspect -f '{{.NetworkSettings.SandboxKey}}' "$CONTAINER")
   compare_edges "Edge dialing the replica" namespace "on $SANDBOX" bridge on
-  # Wake-up coalescing on (the default) vs off (each ÷ coalesce below 1:
-  # what letting work gather under load saves; compare the p99 columns too).
-  compare_edges "Edge wake-up coalescing" coalesce "on $SANDBOX" each "on nocoalesce $SANDBOX"
+  # Wake-up coalescing on vs off, sends not batched (where it applies;
+  # each ÷ coalesce below 1: what letting work gather under load saves;
+  # compare the p99 columns too).
+  compare_edges "Edge wake-up coalescing (sends not batched)" coalesce "on nobatch $SANDBOX" each "on nocoalesce nobatch $SANDBOX"
   # Batched sends on (the default) vs off (each ÷ batch below 1: what
   # sending a round's small writes together through io_uring saves).
   compare_edges "Edge batched sends" batch "on $SANDBOX" each "on nobatch $SANDBOX"

@@ -161,8 +161,9 @@ pub struct EdgeArgs {
     #[arg(long, env = "EASYDEPLOY_EDGE_MAX_BODY_MIB", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     pub edge_max_body_mib: u64,
     /// Under heavy load (32+ requests of a worker waiting on replicas), a
-    /// worker about to sleep first lets work gather for 200 µs (`coalesce`)
-    /// or wakes for every event (`each`).
+    /// worker whose sends are not batched (`--edge-sends each`, or no
+    /// io_uring) first lets work gather for 200 µs before it sleeps
+    /// (`coalesce`) or wakes for every event (`each`).
     #[arg(long, env = "EASYDEPLOY_EDGE_WAKEUPS", default_value = "coalesce", value_parser = ["coalesce", "each"])]
     pub edge_wakeups: String,
     /// Request heads and small responses a worker sends in one round go

@@ -52,8 +52,9 @@ pub struct EdgeConfig {
     /// `CAP_SYS_ADMIN`; without it, or off, replicas are dialed at their
     /// bridge address from the edge's namespace.
     pub dial_in_namespace: bool,
-    /// Under heavy load, let work gather before sleeping (default `true`):
-    /// a worker about to wait for events while many of its requests are
+    /// Under heavy load, let work gather before sleeping (default `true`;
+    /// only on workers whose sends are not batched, see `batch_sends`): a
+    /// worker about to wait for events while many of its requests are
     /// waiting on replicas first pauses [`COALESCE_WINDOW`](crate::COALESCE_WINDOW),
     /// so the answers and requests arriving meanwhile are handled in one
     /// batch instead of each waking it (and being preempted by it) alone.

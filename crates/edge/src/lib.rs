@@ -22,9 +22,9 @@
 //! [`Upstream::netns`](easydeploy_core::ports::Upstream::netns)), the small
 //! writes of a worker's round of tasks sent together through io_uring, so
 //! the replicas and clients they wake are woken once per batch
-//! ([`EdgeConfig::batch_sends`]), and, under heavy load, a short pause
-//! before a worker sleeps so that events are handled in batches
-//! ([`EdgeConfig::coalesce_wakeups`]).
+//! ([`EdgeConfig::batch_sends`]), and, where sends are not batched, a
+//! short pause before a busy worker sleeps so that events are handled in
+//! batches ([`EdgeConfig::coalesce_wakeups`]).
 //!
 //! ```no_run
 //! # async fn run() -> std::io::Result<()> {
