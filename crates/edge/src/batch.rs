@@ -39,7 +39,7 @@ enum Slot {
         waker: Option<Waker>,
     },
     /// Sent (or failed); waiting for its future to take the outcome.
-    Done(io::Result<usize>, Bytes),
+    Done(io::Result<usize>),
     /// Its future was dropped before the flush: skipped, then freed.
     Abandoned,
 }
@@ -131,11 +131,11 @@ impl Batch {
                             continue;
                         }
                         // No room (cannot happen: a chunk fits the empty queue).
-                        self.settle(i, Err(io::ErrorKind::WouldBlock.into()), true, &mut wakers);
+                        self.settle(i, Err(io::ErrorKind::WouldBlock.into()), &mut wakers);
                     }
                     // Not handed to the kernel: the caller writes it directly.
                     Slot::Queued { .. } => {
-                        self.settle(i, Err(io::ErrorKind::WouldBlock.into()), true, &mut wakers);
+                        self.settle(i, Err(io::ErrorKind::WouldBlock.into()), &mut wakers);
                     }
                     Slot::Abandoned => {
                         self.slots[i] = Slot::Free;
@@ -148,9 +148,12 @@ impl Batch {
                 tracing::warn!(%error, "batched sends failed: the edge worker sends directly from now on");
                 self.broken = true;
                 for &i in chunk {
+                    if let Slot::Queued { data, .. } = &mut self.slots[i] {
+                        // The kernel may still read it: never freed.
+                        std::mem::forget(std::mem::take(data));
+                    }
                     let failed = io::Error::other(format!("batched send failed: {error}"));
-                    // The kernel may still read these buffers: never freed.
-                    self.settle(i, Err(failed), false, &mut wakers);
+                    self.settle(i, Err(failed), &mut wakers);
                 }
             }
         }
@@ -180,7 +183,7 @@ impl Batch {
                     n if n >= 0 => Ok(n as usize),
                     n => Err(io::Error::from_raw_os_error(-n)),
                 };
-                if self.settle(cqe.user_data() as usize, outcome, true, wakers) {
+                if self.settle(cqe.user_data() as usize, outcome, wakers) {
                     pending -= 1;
                 }
             }
@@ -188,27 +191,14 @@ impl Batch {
         Ok(())
     }
 
-    /// Gives a queued send its outcome, and its data back unless the
-    /// kernel may still read it (then the data is never freed); whether it
-    /// was queued.
-    fn settle(
-        &mut self,
-        i: usize,
-        outcome: io::Result<usize>,
-        give_back: bool,
-        wakers: &mut Vec<Waker>,
-    ) -> bool {
-        let Slot::Queued { data, waker, .. } = std::mem::replace(&mut self.slots[i], Slot::Free) else {
+    /// Gives a queued send its outcome (its buffer is dropped: the caller
+    /// has its own); whether it was queued.
+    fn settle(&mut self, i: usize, outcome: io::Result<usize>, wakers: &mut Vec<Waker>) -> bool {
+        let Slot::Queued { waker, .. } = &mut self.slots[i] else {
             return false;
         };
-        let data = if give_back {
-            data
-        } else {
-            std::mem::forget(data);
-            Bytes::new()
-        };
-        self.slots[i] = Slot::Done(outcome, data);
-        wakers.extend(waker);
+        wakers.extend(waker.take());
+        self.slots[i] = Slot::Done(outcome);
         true
     }
 }
@@ -223,17 +213,15 @@ struct Queued {
     done: bool,
 }
 
-/// Queues `data` (not empty) for `fd`; gives it back when this thread
-/// does not batch.
-fn queue(fd: RawFd, data: Bytes) -> Result<Queued, Bytes> {
-    let queued = BATCH.with(|b| {
+/// Queues `data` (not empty; the slot holds a reference to it) for `fd`;
+/// `None` when this thread does not batch.
+fn queue(fd: RawFd, data: &Bytes) -> Option<Queued> {
+    let (slot, flusher) = BATCH.with(|b| {
         let mut b = b.borrow_mut();
-        let Some(batch) = b.as_mut().filter(|batch| !batch.broken) else {
-            return Err(data);
-        };
+        let batch = b.as_mut().filter(|batch| !batch.broken)?;
         let slot = Slot::Queued {
             fd,
-            data,
+            data: data.clone(),
             waker: None,
         };
         let i = match batch.free.pop() {
@@ -247,27 +235,23 @@ fn queue(fd: RawFd, data: Bytes) -> Result<Queued, Bytes> {
             }
         };
         batch.queued.push(i);
-        Ok((i, batch.flusher.take()))
+        Some((i, batch.flusher.take()))
     })?;
-    let (slot, flusher) = queued;
     if let Some(flusher) = flusher {
         flusher.wake();
     }
-    Ok(Queued { slot, done: false })
+    Some(Queued { slot, done: false })
 }
 
 impl Future for Queued {
-    type Output = (io::Result<usize>, Bytes);
+    type Output = io::Result<usize>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let i = self.slot;
         let ready = BATCH.with(|b| {
             let mut b = b.borrow_mut();
             let Some(batch) = b.as_mut() else {
-                return Some((
-                    Err(io::Error::other("batched send polled off its worker")),
-                    Bytes::new(),
-                ));
+                return Some(Err(io::Error::other("batched send polled off its worker")));
             };
             match &mut batch.slots[i] {
                 Slot::Queued { waker, .. } => {
@@ -275,11 +259,11 @@ impl Future for Queued {
                     None
                 }
                 slot => {
-                    let Slot::Done(outcome, data) = std::mem::replace(slot, Slot::Free) else {
-                        return Some((Err(io::Error::other("batched send lost")), Bytes::new()));
+                    let Slot::Done(outcome) = std::mem::replace(slot, Slot::Free) else {
+                        return Some(Err(io::Error::other("batched send lost")));
                     };
                     batch.free.push(i);
-                    Some((outcome, data))
+                    Some(outcome)
                 }
             }
         });
@@ -317,18 +301,18 @@ impl Drop for Queued {
 
 /// Writes all of `data` to `stream`: through this thread's batch where it
 /// has one (the rest, if the socket was full, directly), directly
-/// otherwise.
-pub(crate) async fn write_all(stream: &mut TcpStream, data: Bytes) -> io::Result<()> {
+/// otherwise (no copy of the data either way).
+pub(crate) async fn write_all(stream: &mut TcpStream, data: &Bytes) -> io::Result<()> {
     if data.is_empty() {
         return Ok(());
     }
-    let (sent, data) = match queue(stream.as_raw_fd(), data) {
-        Err(data) => (0, data),
-        Ok(send) => match send.await {
-            (Ok(n), data) => (n, data),
-            (Err(e), data) if e.kind() == io::ErrorKind::WouldBlock => (0, data),
-            (Err(e), _) => return Err(e),
+    let sent = match queue(stream.as_raw_fd(), data) {
+        Some(send) => match send.await {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(e) => return Err(e),
         },
+        None => 0,
     };
     if sent < data.len() {
         stream.write_all(&data[sent..]).await?;
@@ -375,7 +359,7 @@ mod tests {
             let sends = writers.into_iter().enumerate().map(|(n, mut w)| {
                 tokio::spawn(async move {
                     for k in 0..3 {
-                        write_all(&mut w, Bytes::from(format!("socket {n} message {k};")))
+                        write_all(&mut w, &Bytes::from(format!("socket {n} message {k};")))
                             .await
                             .unwrap();
                     }
@@ -416,7 +400,7 @@ mod tests {
                 r.read_to_end(&mut got).await.unwrap();
                 got
             });
-            write_all(&mut w, data).await.unwrap();
+            write_all(&mut w, &data).await.unwrap();
             drop(w);
             assert!(
                 reading.await.unwrap() == expected,
@@ -431,9 +415,11 @@ mod tests {
             tokio::spawn(start().unwrap());
             let (mut w, mut r) = pair().await;
             let fd = w.as_raw_fd();
-            let dropped = queue(fd, Bytes::from_static(b"never")).ok().unwrap();
+            let dropped = queue(fd, &Bytes::from_static(b"never")).unwrap();
             drop(dropped);
-            write_all(&mut w, Bytes::from_static(b"only this")).await.unwrap();
+            write_all(&mut w, &Bytes::from_static(b"only this"))
+                .await
+                .unwrap();
             drop(w);
             let mut got = String::new();
             r.read_to_string(&mut got).await.unwrap();
@@ -449,7 +435,7 @@ mod tests {
         worker().block_on(async {
             // No batch on this thread: a plain write.
             let (mut w, mut r) = pair().await;
-            write_all(&mut w, Bytes::from_static(b"direct")).await.unwrap();
+            write_all(&mut w, &Bytes::from_static(b"direct")).await.unwrap();
             let mut got = [0; 6];
             r.read_exact(&mut got).await.unwrap();
             assert_eq!(&got, b"direct");
@@ -459,7 +445,7 @@ mod tests {
             drop(r);
             let mut result = Ok(());
             for _ in 0..10 {
-                result = write_all(&mut w, Bytes::from_static(b"to nobody")).await;
+                result = write_all(&mut w, &Bytes::from_static(b"to nobody")).await;
                 if result.is_err() {
                     break;
                 }

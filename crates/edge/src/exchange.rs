@@ -44,13 +44,13 @@ pub(crate) struct Outgoing<'a> {
 /// through `keep_alive`, which is cleared otherwise).
 pub(crate) async fn run(
     conn: &mut Conn,
-    head: &[u8],
+    head: &Bytes,
     outgoing: Outgoing<'_>,
     timeout: Duration,
     max_body: u64,
     head_request: bool,
 ) -> Result<ResponseHead, Failure> {
-    crate::batch::write_all(&mut conn.stream, Bytes::copy_from_slice(head))
+    crate::batch::write_all(&mut conn.stream, head)
         .await
         .map_err(Failure::NotSent)?;
     conn.buf.reserve(READ_BUF);

@@ -271,7 +271,7 @@ async fn respond(
     out.extend_from_slice(b"\r\n");
     if no_body {
         drop(body);
-        return batch::write_all(stream, out.into()).await;
+        return batch::write_all(stream, &out.into()).await;
     }
     loop {
         // Take what the body has ready; before waiting for more, send what is written.
@@ -313,7 +313,7 @@ async fn respond(
     if chunked {
         out.extend_from_slice(b"0\r\n\r\n");
     }
-    batch::write_all(stream, out.into()).await
+    batch::write_all(stream, &out.into()).await
 }
 
 fn put(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {

@@ -154,7 +154,7 @@ impl EdgeProxy {
         };
         let mut head = Vec::with_capacity(512);
         match self.prepare(&mut head, &parts, body, on_upgrade, &fwd) {
-            Some(prepared) => self.forward(tracker, app.as_str(), &head, prepared).await,
+            Some(prepared) => self.forward(tracker, app.as_str(), &head.into(), prepared).await,
             None => page(&mut tracker, pages::too_large(self.config.max_body_bytes)),
         }
     }
@@ -202,7 +202,7 @@ impl EdgeProxy {
         &self,
         mut t: Tracker,
         app: &str,
-        head: &[u8],
+        head: &bytes::Bytes,
         mut req: Prepared,
     ) -> Response<ProxyBody> {
         let mut attempted = false;
@@ -259,7 +259,7 @@ impl EdgeProxy {
     async fn exchange_with(
         &self,
         backend: &Backend,
-        head: &[u8],
+        head: &bytes::Bytes,
         req: &mut Prepared,
     ) -> Result<(Conn, crate::response::ResponseHead), Failure> {
         let head_request = req.head_request;
