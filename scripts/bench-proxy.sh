@@ -125,6 +125,8 @@ run() { # run NAME URL CONNS MODE
   P99[$key]+=" $(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")"
   ERR[$key]=$((${ERR[$key]:-0} + $(awk '/Socket errors/ { gsub(",", ""); e += $4 + $6 + $8 + $10 } /Non-2xx/ { e += $NF } END { print e + 0 }' <<<"$out")))
 }
+# The keep-alive p99 of a proxy in one pass: pass_p99 NAME CONNS PASS
+pass_p99() { awk -v n="$3" '{ print $n }' <<<"${P99_RUNS[$1/$2/keepalive]}"; }
 # Median of space-separated numbers (the lower middle one for an even count).
 median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
@@ -370,9 +372,10 @@ for pass in $(seq "$PASSES"); do
     done
   done
 done
-declare -A RUNS
+declare -A RUNS P99_RUNS
 for key in "${!RPS[@]}"; do
   RUNS[$key]=${RPS[$key]}
+  P99_RUNS[$key]=${P99[$key]}
   RPS[$key]=$(median "${RPS[$key]}")
   P50[$key]=$(median "${P50[$key]}")
   P99[$key]=$(median "${P99[$key]}")
@@ -436,6 +439,18 @@ for conns in "${CONNS[@]}"; do
   for name in direct "${NAMES[@]}"; do
     printf '%-8s %-6s %s\n' "$name" "$conns" "${RUNS[$name/$conns/keepalive]# }"
   done
+done
+echo "p99 ms of each pass (keep-alive); passes where the edge's p99 is the lowest"
+for conns in "${CONNS[@]}"; do
+  for name in "${NAMES[@]}"; do
+    printf '%-8s %-6s %s\n' "$name" "$conns" "${P99_RUNS[$name/$conns/keepalive]# }"
+  done
+  lowest=0
+  for pass in $(seq "$PASSES"); do
+    best=$(for name in nginx haproxy caddy; do pass_p99 "$name" "$conns" "$pass"; done | sort -g | head -1)
+    awk -v e="$(pass_p99 edge "$conns" "$pass")" -v b="$best" 'BEGIN { exit !(e <= b) }' && lowest=$((lowest + 1))
+  done
+  echo "edge lowest at $conns connections: $lowest of $PASSES passes"
 done
 echo
 printf '%-8s %16s %22s %14s\n' proxy 'peak RSS MiB' "RSS with $IDLE idle MiB" 'idle open'
