@@ -171,6 +171,11 @@ pub struct EdgeArgs {
     /// (`each`).
     #[arg(long, env = "EASYDEPLOY_EDGE_SENDS", default_value = "batch", value_parser = ["batch", "each"])]
     pub edge_sends: String,
+    /// Edge worker threads (0: one per core). Fewer workers than cores
+    /// trade requests per second for a shorter latency tail on a machine
+    /// whose cores the apps also use (see "Edge proxy benchmark").
+    #[arg(long, env = "EASYDEPLOY_EDGE_WORKERS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1024))]
+    pub edge_workers: u64,
 }
 
 impl Default for EdgeArgs {
@@ -188,6 +193,7 @@ impl Default for EdgeArgs {
             edge_max_body_mib: 1024,
             edge_wakeups: "coalesce".into(),
             edge_sends: "batch".into(),
+            edge_workers: 0,
         }
     }
 }
@@ -209,6 +215,7 @@ impl EdgeArgs {
             idle_timeout: Duration::from_secs(self.edge_pool_idle_timeout),
             coalesce_wakeups: self.edge_wakeups != "each",
             batch_sends: self.edge_sends != "each",
+            threads: usize::try_from(self.edge_workers).unwrap_or(0),
             ..EdgeConfig::default()
         }
     }
@@ -468,6 +475,8 @@ mod tests {
             "each",
             "--edge-sends",
             "each",
+            "--edge-workers",
+            "1",
         ])
         .unwrap()
         .config("apps.test");
@@ -478,8 +487,10 @@ mod tests {
         assert!(!config.dial_in_namespace);
         assert!(!config.coalesce_wakeups);
         assert!(!config.batch_sends);
+        assert_eq!(config.threads, 1);
         let defaults = parse(&[]).unwrap().config("x");
         assert!(defaults.coalesce_wakeups && defaults.batch_sends);
+        assert_eq!(defaults.threads, 0, "one worker per core");
         assert_eq!(config.apps_domain, "apps.test");
         for bad in [
             &["--edge-header-timeout", "0"][..],
@@ -488,6 +499,8 @@ mod tests {
             &["--edge-dial", "tunnel"],
             &["--edge-wakeups", "never"],
             &["--edge-sends", "some"],
+            &["--edge-workers", "-1"],
+            &["--edge-workers", "many"],
             &["--edge-tls-cert", "cert.pem"],
         ] {
             let error = parse(bad).unwrap_err();
