@@ -36,7 +36,8 @@
 # (2 threads, --latency) against the upstream directly and through each
 # proxy, PASSES times (default 3, the proxies' order rotated each pass), and
 # prints the medians of req/s, p50 and p99, errors, the edge's ratio to each
-# peer, the keep-alive req/s of every pass, each proxy's peak RSS over all
+# peer, the keep-alive req/s and p99 of every pass (and in how many passes
+# the edge's p99 was the lowest), each proxy's peak RSS over all
 # runs, and each proxy's RSS holding IDLE idle keep-alive client
 # connections (each opened with one request).
 # Every proxy gets the same work: keep-alive to the upstream, X-Forwarded-*
@@ -440,6 +441,7 @@ for conns in "${CONNS[@]}"; do
     printf '%-8s %-6s %s\n' "$name" "$conns" "${RUNS[$name/$conns/keepalive]# }"
   done
 done
+echo
 echo "p99 ms of each pass (keep-alive); passes where the edge's p99 is the lowest"
 for conns in "${CONNS[@]}"; do
   for name in "${NAMES[@]}"; do
