@@ -172,8 +172,9 @@ pub struct EdgeArgs {
     #[arg(long, env = "EASYDEPLOY_EDGE_SENDS", default_value = "batch", value_parser = ["batch", "each"])]
     pub edge_sends: String,
     /// Edge worker threads (0: one per core). Fewer workers than cores
-    /// trade requests per second for a shorter latency tail on a machine
-    /// whose cores the apps also use (see "Edge proxy benchmark").
+    /// trade requests per second for a shorter latency tail where the apps
+    /// share the cores (measured with one worker on two cores; see "Edge
+    /// proxy benchmark" in the README).
     #[arg(long, env = "EASYDEPLOY_EDGE_WORKERS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1024))]
     pub edge_workers: u64,
 }

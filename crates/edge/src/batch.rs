@@ -204,7 +204,7 @@ impl Batch {
 }
 
 /// A send queued in this thread's batch: resolves, once flushed, to the
-/// bytes sent (maybe fewer than given) or the error, and the data back.
+/// bytes sent (maybe fewer than given) or the error.
 /// Dropped before the flush, the send is skipped (the socket it names may
 /// be closed by then); it must not be leaked with `mem::forget`, which only
 /// this module could do.
