@@ -34,7 +34,7 @@
 # data dir and deploys the upstream app; then, for 32 and 256 connections,
 # keep-alive and one request per connection (`Connection: close`), runs wrk
 # (2 threads, --latency) against the upstream directly and through each
-# proxy, PASSES times (default 3, the proxies' order rotated each pass), and
+# proxy, PASSES times (default 3, the proxies' order varied each pass), and
 # prints the medians of req/s, p50 and p99, errors, the edge's ratio to each
 # peer, the keep-alive req/s and p99 of every pass (and in how many passes
 # the edge's p99 was the lowest), each proxy's peak RSS over all
@@ -359,15 +359,25 @@ done
 for name in "${NAMES[@]}"; do
   for pid in $(pids_of "$name"); do echo 5 >"/proc/$pid/clear_refs" 2>/dev/null || true; done
 done
-# PASSES passes over every setting; each pass starts with the next proxy so
-# that none is always the first (or last) after a change of setting.
+# PASSES passes over every setting, the proxies in the orders of a Williams
+# square (0 1 3 2, 1 2 0 3, 2 3 1 0, 3 0 2 1 for four): over four passes each
+# proxy runs once in each position and right after each other proxy once, so
+# none always follows the same one (a plain rotation put the edge after
+# Caddy in three passes of five) or comes first after a change of setting.
+order_of() { # PASS -> the proxies' indices in that pass's order
+  local n=${#NAMES[@]} i k=1 base=(0)
+  for ((i = 1; i < n; i++)); do
+    if ((i % 2)); then base+=("$k"); else base+=($((n - k))); k=$((k + 1)); fi
+  done
+  for i in "${base[@]}"; do echo $(((i + $1 - 1) % n)); done
+}
 for pass in $(seq "$PASSES"); do
   for conns in "${CONNS[@]}"; do
     for mode in keepalive close; do
       say "wrk: pass $pass of $PASSES, $conns connections, $mode"
       run direct "http://$UPSTREAM/" "$conns" "$mode"
-      for i in "${!NAMES[@]}"; do
-        name=${NAMES[$(((i + pass - 1) % ${#NAMES[@]}))]}
+      for i in $(order_of "$pass"); do
+        name=${NAMES[$i]}
         run "$name" "http://127.0.0.1:${PORT[$name]}/" "$conns" "$mode"
       done
     done
@@ -409,7 +419,7 @@ done
 # --- report ------------------------------------------------------------------------------
 echo
 echo "Edge proxy benchmark ($MODE) — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, wrk -t$THREADS -d${DURATION}s, upstream $UPSTREAM"
-echo "req/s, p50, p99: medians of $PASSES passes (proxy order rotated each pass); errors: their sum"
+echo "req/s, p50, p99: medians of $PASSES passes (proxy order varied each pass); errors: their sum"
 echo "load average at the start: $LOAD_START, now: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "versions: $(nginx -v 2>&1 | sed 's/.*: //'), $(haproxy -v | head -1 | awk '{print "HAProxy", $3}'), caddy $(caddy version | awk '{print $1}'), easydeploy release build"
 echo

@@ -21,6 +21,11 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// The allocator of the platform's binary, so a standalone edge measures
+/// what the server runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const PAGE: &str = "Hello from the Easy Deploy benchmark upstream!\n";
 
 fn main() {
