@@ -34,7 +34,7 @@
 # data dir and deploys the upstream app; then, for 32 and 256 connections,
 # keep-alive and one request per connection (`Connection: close`), runs wrk
 # (2 threads, --latency) against the upstream directly and through each
-# proxy, PASSES times (default 3, the proxies' order varied each pass), and
+# proxy, PASSES times (default 4, the proxies' order varied each pass), and
 # prints the medians of req/s, p50 and p99, errors, the edge's ratio to each
 # peer, the keep-alive req/s and p99 of every pass (and in how many passes
 # the edge's p99 was the lowest), each proxy's peak RSS over all
@@ -51,7 +51,7 @@ IDLE=${IDLE:-10000}
 CONNS=(${CONNS:-32 256})
 THREADS=${THREADS:-2}
 ROUNDS=${ROUNDS:-3}
-PASSES=${PASSES:-3}
+PASSES=${PASSES:-4}
 MODE=${1:-all}
 case "$MODE" in all | local | metrics) ;; *) echo "usage: $0 [all|local|metrics]" >&2; exit 2 ;; esac
 PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
@@ -129,7 +129,8 @@ run() { # run NAME URL CONNS MODE
 # The keep-alive p99 of a proxy in one pass: pass_p99 NAME CONNS PASS
 pass_p99() { awk -v n="$3" '{ print $n }' <<<"${P99_RUNS[$1/$2/keepalive]}"; }
 # Median of space-separated numbers (the lower middle one for an even count).
-median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# The median of a list (of an even count: the mean of the middle two).
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END { print (v[int((NR + 1) / 2)] + v[int(NR / 2) + 1]) / 2 }'; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "-" }'; }
 
