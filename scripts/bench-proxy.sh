@@ -130,7 +130,7 @@ run() { # run NAME URL CONNS MODE
 pass_p99() { awk -v n="$3" '{ print $n }' <<<"${P99_RUNS[$1/$2/keepalive]}"; }
 # Median of space-separated numbers (the lower middle one for an even count).
 # The median of a list (of an even count: the mean of the middle two).
-median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END { print (v[int((NR + 1) / 2)] + v[int(NR / 2) + 1]) / 2 }'; }
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END { if (NR) print (v[int((NR + 1) / 2)] + v[int(NR / 2) + 1]) / 2 }'; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "-" }'; }
 
@@ -364,7 +364,8 @@ done
 # square (0 1 3 2, 1 2 0 3, 2 3 1 0, 3 0 2 1 for four): over four passes each
 # proxy runs once in each position and right after each other proxy once, so
 # none always follows the same one (a plain rotation put the edge after
-# Caddy in three passes of five) or comes first after a change of setting.
+# Caddy in three passes of five) or always runs first after a change of
+# setting.
 order_of() { # PASS -> the proxies' indices in that pass's order
   local n=${#NAMES[@]} i k=1 base=(0)
   for ((i = 1; i < n; i++)); do
