@@ -128,7 +128,6 @@ run() { # run NAME URL CONNS MODE
 }
 # The keep-alive p99 of a proxy in one pass: pass_p99 NAME CONNS PASS
 pass_p99() { awk -v n="$3" '{ print $n }' <<<"${P99_RUNS[$1/$2/keepalive]}"; }
-# Median of space-separated numbers (the lower middle one for an even count).
 # The median of a list (of an even count: the mean of the middle two).
 median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END { if (NR) print (v[int((NR + 1) / 2)] + v[int(NR / 2) + 1]) / 2 }'; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
