@@ -21,8 +21,10 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{request, Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Body;
+use smallvec::SmallVec;
 use std::future::poll_fn;
 use std::io::{self, IoSlice, Write};
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -68,6 +70,9 @@ enum Parsed {
 
 /// Byte ranges of a header's name and value in the head.
 type Span = ((usize, usize), (usize, usize));
+
+/// The spans of a head's fields (on the stack for up to 16 fields).
+type Spans = SmallVec<[Span; 16]>;
 
 /// Serves `stream` until it closes, times out, the proxy shuts down, or a
 /// request needs another server.
@@ -157,9 +162,10 @@ fn sniff(buf: &[u8]) -> Option<Protocol> {
 /// Parses a request head at the start of `buf`, consuming it only when it
 /// is one this server handles. The second value: the client asked to close.
 fn parse(buf: &mut BytesMut) -> Parsed {
-    let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut raw);
-    let len = match req.parse(buf) {
+    // Neither array is zeroed: parsing writes only the fields it finds.
+    let mut raw = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let len = match req.parse_with_uninit_headers(buf, &mut raw) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Parsed::Partial,
         Err(_) => return Parsed::Other,
@@ -174,9 +180,9 @@ fn parse(buf: &mut BytesMut) -> Parsed {
     let base = buf.as_ptr() as usize;
     let span = |s: &[u8]| (s.as_ptr() as usize - base, s.as_ptr() as usize - base + s.len());
     let target = span(path.as_bytes());
-    let mut spans: [Span; MAX_HEADERS] = [((0, 0), (0, 0)); MAX_HEADERS];
+    let mut spans = Spans::new();
     let mut close = false;
-    for (to, h) in spans.iter_mut().zip(req.headers.iter()) {
+    for h in req.headers.iter() {
         let name = h.name.as_bytes();
         let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
         if is("content-length") {
@@ -194,11 +200,10 @@ fn parse(buf: &mut BytesMut) -> Parsed {
                 }
             }
         }
-        *to = (span(name), span(h.value));
+        spans.push((span(name), span(h.value)));
     }
-    let count = req.headers.len();
     let head = buf.split_to(len).freeze();
-    match parts(&head, method, target, &spans[..count]) {
+    match parts(&head, method, target, &spans) {
         Some(parts) => Parsed::Request(parts, close),
         None => {
             // An invalid name, value or target: put the bytes back for hyper.
@@ -475,6 +480,33 @@ mod tests {
         let (p, _) = parsed("POST / HTTP/1.1\r\nContent-Length: 0\r\nConnection: keep-alive, close\r\n\r\n");
         assert!(matches!(p, Parsed::Request(_, true)));
         assert!(matches!(parsed("GET / HTTP/1.1\r\nHost: a").0, Parsed::Partial));
+    }
+
+    #[test]
+    fn every_field_up_to_the_limit_is_parsed_and_more_go_to_hyper() {
+        let head = |fields: usize| {
+            let mut text = String::from("GET / HTTP/1.1\r\n");
+            for i in 0..fields {
+                text.push_str(&format!("X-{i}: v{i}\r\n"));
+            }
+            text + "\r\n"
+        };
+        let (p, rest) = parsed(&head(MAX_HEADERS));
+        let Parsed::Request(parts, _) = p else {
+            panic!("parsed")
+        };
+        assert_eq!(parts.headers.len(), MAX_HEADERS);
+        assert_eq!(parts.headers["x-0"], "v0");
+        assert_eq!(
+            parts.headers[format!("x-{}", MAX_HEADERS - 1)],
+            format!("v{}", MAX_HEADERS - 1)
+        );
+        assert!(rest.is_empty());
+
+        let text = head(MAX_HEADERS + 1);
+        let (p, rest) = parsed(&text);
+        assert!(matches!(p, Parsed::Other));
+        assert_eq!(&rest[..], text.as_bytes(), "nothing consumed");
     }
 
     #[test]

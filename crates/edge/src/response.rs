@@ -11,7 +11,9 @@ use crate::headers::is_hop_by_hop;
 use bytes::BytesMut;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::StatusCode;
+use smallvec::SmallVec;
 use std::io;
+use std::mem::MaybeUninit;
 
 /// Longest response head accepted from a backend.
 pub(crate) const MAX_HEAD: usize = 64 * 1024;
@@ -53,14 +55,16 @@ fn invalid(what: &str) -> io::Error {
 /// Parses a response head at the start of `buf`, consuming it; `Ok(None)`
 /// when more bytes are needed. `head_request`: the request was a HEAD.
 pub(crate) fn parse(buf: &mut BytesMut, head_request: bool) -> io::Result<Option<ResponseHead>> {
-    let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut res = httparse::Response::new(&mut raw);
-    let len = match res.parse(buf) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => return Err(invalid("head too large")),
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(e) => return Err(invalid(&e.to_string())),
-    };
+    // Neither array is zeroed: parsing writes only the fields it finds.
+    let mut raw = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
+    let mut res = httparse::Response::new(&mut []);
+    let len =
+        match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut res, buf, &mut raw) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => return Err(invalid("head too large")),
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(e) => return Err(invalid(&e.to_string())),
+        };
     if len > MAX_HEAD {
         return Err(invalid("head too large"));
     }
@@ -68,23 +72,22 @@ pub(crate) fn parse(buf: &mut BytesMut, head_request: bool) -> io::Result<Option
     let http11 = res.version == Some(1);
     // Offsets of names and values, so the head can be frozen and shared.
     let base = buf.as_ptr() as usize;
-    let mut spans = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
-    let count = res.headers.len();
-    for (span, h) in spans.iter_mut().zip(res.headers.iter()) {
+    let mut spans: SmallVec<[(usize, usize, usize, usize); 16]> = SmallVec::new();
+    for h in res.headers.iter() {
         let name = h.name.as_ptr() as usize - base;
         let value = h.value.as_ptr() as usize - base;
-        *span = (name, name + h.name.len(), value, value + h.value.len());
+        spans.push((name, name + h.name.len(), value, value + h.value.len()));
     }
     let head = buf.split_to(len).freeze();
 
-    let mut headers = HeaderMap::with_capacity(count);
+    let mut headers = HeaderMap::with_capacity(spans.len());
     let mut keep_alive = http11;
     let mut chunked = false;
     let mut transfer_encoding = false;
     let mut length: Option<u64> = None;
     let mut upgrade = None;
     let mut connection_values = Vec::new();
-    for &(ns, ne, vs, ve) in &spans[..count] {
+    for &(ns, ne, vs, ve) in &spans {
         let name = HeaderName::from_bytes(&head[ns..ne]).map_err(|_| invalid("header name"))?;
         let value =
             HeaderValue::from_maybe_shared(head.slice(vs..ve)).map_err(|_| invalid("header value"))?;
@@ -289,5 +292,23 @@ mod tests {
         }
         many.push_str("\r\n");
         assert!(parse(&mut BytesMut::from(many.as_bytes()), false).is_err());
+    }
+
+    #[test]
+    fn every_field_up_to_the_limit_is_kept() {
+        let mut text = String::from("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n");
+        for i in 1..MAX_HEADERS {
+            text.push_str(&format!("X-{i}: v{i}\r\n"));
+        }
+        text.push_str("\r\nok");
+        let (head, rest) = parse_all(&text, false);
+        assert_eq!(head.headers.len(), MAX_HEADERS);
+        assert_eq!(head.headers["x-1"], "v1");
+        assert_eq!(
+            head.headers[format!("x-{}", MAX_HEADERS - 1)],
+            format!("v{}", MAX_HEADERS - 1)
+        );
+        assert_eq!(head.framing, Framing::Length(2));
+        assert_eq!(&rest[..], b"ok");
     }
 }
