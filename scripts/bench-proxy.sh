@@ -476,6 +476,21 @@ if [ "$MODE" = all ]; then
 else
   echo "(edge = the proxy alone, bench edge; nginx = master + workers)"
 fi
+# The issue's targets, judged on this run's medians (keep-alive).
+at_least() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && b != "" && a + 0 >= b + 0) }'; }
+verdict() { if "$@"; then echo met; else echo missed; fi; }
+echo
+echo "targets (keep-alive medians of this run)"
+for conns in "${CONNS[@]}"; do
+  e=${RPS[edge/$conns/keepalive]}
+  best=$(printf '%s\n' "${P99[nginx/$conns/keepalive]}" "${P99[haproxy/$conns/keepalive]}" "${P99[caddy/$conns/keepalive]}" | sort -g | head -1)
+  printf '%-6s ≥ 1.2× nginx: %s (%s)  ≥ 1.1× HAProxy: %s (%s)  p99 ≤ best peer: %s (%s / %s ms)\n' "$conns" \
+    "$(verdict at_least "$(ratio "$e" "${RPS[nginx/$conns/keepalive]}")" 1.2)" "$(ratio "$e" "${RPS[nginx/$conns/keepalive]}")" \
+    "$(verdict at_least "$(ratio "$e" "${RPS[haproxy/$conns/keepalive]}")" 1.1)" "$(ratio "$e" "${RPS[haproxy/$conns/keepalive]}")" \
+    "$(verdict at_least "$best" "${P99[edge/$conns/keepalive]}")" "${P99[edge/$conns/keepalive]}" "$best"
+done
+grow() { echo $((IDLE_RSS[$1] - BASE_RSS[$1])); }
+echo "RSS growth with $IDLE idle clients ≤ nginx's: $(verdict at_least "$(grow nginx)" "$(grow edge)") (+$(mib "$(grow edge)") / +$(mib "$(grow nginx)") MiB)"
 
 metrics_cost
 if [ "$MODE" = all ]; then
