@@ -12,19 +12,18 @@
 
 use crate::batch;
 use crate::body::ProxyBody;
+use crate::fields::{self, Span};
 use crate::headers::ClientIp;
 use crate::proxy::EdgeProxy;
 use crate::timer;
 use crate::tls;
 use crate::upstream;
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap};
 use http::{request, Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Body;
-use smallvec::SmallVec;
 use std::future::poll_fn;
 use std::io::{self, IoSlice, Write};
-use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -67,12 +66,6 @@ enum Parsed {
     /// Not for this server; the bytes are left in the buffer.
     Other,
 }
-
-/// Byte ranges of a header's name and value in the head.
-type Span = ((usize, usize), (usize, usize));
-
-/// The spans of a head's fields (on the stack for up to 16 fields).
-type Spans = SmallVec<[Span; 16]>;
 
 /// Serves `stream` until it closes, times out, the proxy shuts down, or a
 /// request needs another server.
@@ -162,10 +155,9 @@ fn sniff(buf: &[u8]) -> Option<Protocol> {
 /// Parses a request head at the start of `buf`, consuming it only when it
 /// is one this server handles. The second value: the client asked to close.
 fn parse(buf: &mut BytesMut) -> Parsed {
-    // Neither array is zeroed: parsing writes only the fields it finds.
-    let mut raw = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
+    let mut slots = fields::slots::<MAX_HEADERS>();
     let mut req = httparse::Request::new(&mut []);
-    let len = match req.parse_with_uninit_headers(buf, &mut raw) {
+    let len = match req.parse_with_uninit_headers(buf, &mut slots) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Parsed::Partial,
         Err(_) => return Parsed::Other,
@@ -177,10 +169,6 @@ fn parse(buf: &mut BytesMut) -> Parsed {
     if req.version != Some(1) || method == Method::CONNECT || !path.starts_with('/') {
         return Parsed::Other;
     }
-    let base = buf.as_ptr() as usize;
-    let span = |s: &[u8]| (s.as_ptr() as usize - base, s.as_ptr() as usize - base + s.len());
-    let target = span(path.as_bytes());
-    let mut spans = Spans::new();
     let mut close = false;
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
@@ -200,8 +188,9 @@ fn parse(buf: &mut BytesMut) -> Parsed {
                 }
             }
         }
-        spans.push((span(name), span(h.value)));
     }
+    let target = fields::span_in(buf, path.as_bytes());
+    let spans = fields::spans_of(buf, req.headers);
     let head = buf.split_to(len).freeze();
     match parts(&head, method, target, &spans) {
         Some(parts) => Parsed::Request(parts, close),
@@ -217,11 +206,10 @@ fn parse(buf: &mut BytesMut) -> Parsed {
 }
 
 /// The request parts, header values sharing the head's bytes.
-fn parts(head: &Bytes, method: Method, target: (usize, usize), spans: &[Span]) -> Option<request::Parts> {
+fn parts(head: &Bytes, method: Method, target: Span, spans: &[(Span, Span)]) -> Option<request::Parts> {
     let mut headers = HeaderMap::with_capacity(spans.len());
-    for &((ns, ne), (vs, ve)) in spans {
-        let name = HeaderName::from_bytes(&head[ns..ne]).ok()?;
-        let value = HeaderValue::from_maybe_shared(head.slice(vs..ve)).ok()?;
+    for &span in spans {
+        let (name, value) = fields::field(head, span)?;
         headers.append(name, value);
     }
     let (mut parts, ()) = Request::new(()).into_parts();

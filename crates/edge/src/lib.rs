@@ -45,6 +45,7 @@ mod body;
 mod chunked;
 mod config;
 mod exchange;
+mod fields;
 mod h1;
 mod headers;
 mod metrics;

@@ -7,13 +7,12 @@
 //! digits (or a list of differing lengths) and obsolete line folding are
 //! refused, as is a head over [`MAX_HEAD`] bytes or [`MAX_HEADERS`] fields.
 
+use crate::fields;
 use crate::headers::is_hop_by_hop;
 use bytes::BytesMut;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap, HeaderValue};
 use http::StatusCode;
-use smallvec::SmallVec;
 use std::io;
-use std::mem::MaybeUninit;
 
 /// Longest response head accepted from a backend.
 pub(crate) const MAX_HEAD: usize = 64 * 1024;
@@ -55,29 +54,23 @@ fn invalid(what: &str) -> io::Error {
 /// Parses a response head at the start of `buf`, consuming it; `Ok(None)`
 /// when more bytes are needed. `head_request`: the request was a HEAD.
 pub(crate) fn parse(buf: &mut BytesMut, head_request: bool) -> io::Result<Option<ResponseHead>> {
-    // Neither array is zeroed: parsing writes only the fields it finds.
-    let mut raw = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
+    let mut slots = fields::slots::<MAX_HEADERS>();
     let mut res = httparse::Response::new(&mut []);
-    let len =
-        match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut res, buf, &mut raw) {
-            Ok(httparse::Status::Complete(len)) => len,
-            Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => return Err(invalid("head too large")),
-            Ok(httparse::Status::Partial) => return Ok(None),
-            Err(e) => return Err(invalid(&e.to_string())),
-        };
+    let len = match httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut res, buf, &mut slots)
+    {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => return Err(invalid("head too large")),
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(invalid(&e.to_string())),
+    };
     if len > MAX_HEAD {
         return Err(invalid("head too large"));
     }
     let status = StatusCode::from_u16(res.code.unwrap_or(0)).map_err(|_| invalid("status"))?;
     let http11 = res.version == Some(1);
-    // Offsets of names and values, so the head can be frozen and shared.
-    let base = buf.as_ptr() as usize;
-    let mut spans: SmallVec<[(usize, usize, usize, usize); 16]> = SmallVec::new();
-    for h in res.headers.iter() {
-        let name = h.name.as_ptr() as usize - base;
-        let value = h.value.as_ptr() as usize - base;
-        spans.push((name, name + h.name.len(), value, value + h.value.len()));
-    }
+    // Where the fields lie, so the head can be frozen and shared.
+    let spans = fields::spans_of(buf, res.headers);
     let head = buf.split_to(len).freeze();
 
     let mut headers = HeaderMap::with_capacity(spans.len());
@@ -87,10 +80,8 @@ pub(crate) fn parse(buf: &mut BytesMut, head_request: bool) -> io::Result<Option
     let mut length: Option<u64> = None;
     let mut upgrade = None;
     let mut connection_values = Vec::new();
-    for &(ns, ne, vs, ve) in &spans {
-        let name = HeaderName::from_bytes(&head[ns..ne]).map_err(|_| invalid("header name"))?;
-        let value =
-            HeaderValue::from_maybe_shared(head.slice(vs..ve)).map_err(|_| invalid("header value"))?;
+    for &span in &spans {
+        let (name, value) = fields::field(&head, span).ok_or_else(|| invalid("header field"))?;
         if name == header::CONNECTION {
             for token in value.to_str().unwrap_or_default().split(',').map(str::trim) {
                 if token.eq_ignore_ascii_case("close") {
