@@ -132,6 +132,10 @@ pass_p99() { awk -v n="$3" '{ print $n }' <<<"${P99_RUNS[$1/$2/keepalive]}"; }
 median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END { if (NR) print (v[int((NR + 1) / 2)] + v[int(NR / 2) + 1]) / 2 }'; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "-" }'; }
+# The lowest median p99 of the peers: best_p99 CONNS MODE
+best_p99() { printf '%s\n' "${P99[nginx/$1/$2]}" "${P99[haproxy/$1/$2]}" "${P99[caddy/$1/$2]}" | sort -g | head -1; }
+# How much a proxy's RSS grew holding the idle connections (KiB): growth NAME
+growth() { echo $((IDLE_RSS[$1] - BASE_RSS[$1])); }
 
 # CPU time (user, system; clock ticks) of a process.
 cpu_ticks() { awk '{ print $14, $15 }' "/proc/$1/stat"; }
@@ -439,7 +443,7 @@ printf '%-6s %-10s %8s %8s %8s %12s\n' conns mode nginx haproxy caddy 'p99 vs be
 for conns in "${CONNS[@]}"; do
   for mode in keepalive close; do
     e=${RPS[edge/$conns/$mode]}
-    best=$(printf '%s\n' "${P99[nginx/$conns/$mode]}" "${P99[haproxy/$conns/$mode]}" "${P99[caddy/$conns/$mode]}" | sort -g | head -1)
+    best=$(best_p99 "$conns" "$mode")
     printf '%-6s %-10s %8s %8s %8s %12s\n' "$conns" "$mode" \
       "$(ratio "$e" "${RPS[nginx/$conns/$mode]}")" "$(ratio "$e" "${RPS[haproxy/$conns/$mode]}")" \
       "$(ratio "$e" "${RPS[caddy/$conns/$mode]}")" "${P99[edge/$conns/$mode]}/$best"
@@ -469,7 +473,7 @@ echo
 printf '%-8s %16s %22s %14s\n' proxy 'peak RSS MiB' "RSS with $IDLE idle MiB" 'idle open'
 for name in "${NAMES[@]}"; do
   printf '%-8s %16s %22s %14s\n' "$name" "$(mib "${PEAK[$name]}")" \
-    "$(mib "${IDLE_RSS[$name]}") (+$(mib $((IDLE_RSS[$name] - BASE_RSS[$name]))))" "${OPEN[$name]:-0}"
+    "$(mib "${IDLE_RSS[$name]}") (+$(mib "$(growth "$name")"))" "${OPEN[$name]:-0}"
 done
 if [ "$MODE" = all ]; then
   echo "(edge = the whole easydeploy server process: API, engine and proxy; nginx = master + workers)"
@@ -482,15 +486,14 @@ verdict() { if "$@"; then echo met; else echo missed; fi; }
 echo
 echo "targets (keep-alive medians of this run)"
 for conns in "${CONNS[@]}"; do
-  e=${RPS[edge/$conns/keepalive]}
-  best=$(printf '%s\n' "${P99[nginx/$conns/keepalive]}" "${P99[haproxy/$conns/keepalive]}" "${P99[caddy/$conns/keepalive]}" | sort -g | head -1)
+  over_nginx=$(ratio "${RPS[edge/$conns/keepalive]}" "${RPS[nginx/$conns/keepalive]}")
+  over_haproxy=$(ratio "${RPS[edge/$conns/keepalive]}" "${RPS[haproxy/$conns/keepalive]}")
+  edge_p99=${P99[edge/$conns/keepalive]} best=$(best_p99 "$conns" keepalive)
   printf '%-6s ≥ 1.2× nginx: %s (%s)  ≥ 1.1× HAProxy: %s (%s)  p99 ≤ best peer: %s (%s / %s ms)\n' "$conns" \
-    "$(verdict at_least "$(ratio "$e" "${RPS[nginx/$conns/keepalive]}")" 1.2)" "$(ratio "$e" "${RPS[nginx/$conns/keepalive]}")" \
-    "$(verdict at_least "$(ratio "$e" "${RPS[haproxy/$conns/keepalive]}")" 1.1)" "$(ratio "$e" "${RPS[haproxy/$conns/keepalive]}")" \
-    "$(verdict at_least "$best" "${P99[edge/$conns/keepalive]}")" "${P99[edge/$conns/keepalive]}" "$best"
+    "$(verdict at_least "$over_nginx" 1.2)" "$over_nginx" "$(verdict at_least "$over_haproxy" 1.1)" "$over_haproxy" \
+    "$(verdict at_least "$best" "$edge_p99")" "$edge_p99" "$best"
 done
-grow() { echo $((IDLE_RSS[$1] - BASE_RSS[$1])); }
-echo "RSS growth with $IDLE idle clients ≤ nginx's: $(verdict at_least "$(grow nginx)" "$(grow edge)") (+$(mib "$(grow edge)") / +$(mib "$(grow nginx)") MiB)"
+echo "RSS growth with $IDLE idle clients ≤ nginx's: $(verdict at_least "$(growth nginx)" "$(growth edge)") (+$(mib "$(growth edge)") / +$(mib "$(growth nginx)") MiB)"
 
 metrics_cost
 if [ "$MODE" = all ]; then
