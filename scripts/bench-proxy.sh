@@ -41,7 +41,10 @@
 # runs, and each proxy's RSS holding IDLE idle keep-alive client
 # connections (each opened with one request).
 # Every proxy gets the same work: keep-alive to the upstream, X-Forwarded-*
-# headers, no access log. Not a test: it prints figures, it asserts nothing.
+# headers, no access log. Every proxy runs in its own session, as a service
+# would (nginx and HAProxy daemonize; the server and Caddy are started with
+# `setsid`): with the kernel's autogroup scheduling a process started from
+# the script would share its CPU share with wrk. Not a test: it prints figures, it asserts nothing.
 set -euo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -210,7 +213,7 @@ metrics_cost() { compare_edges "Edge metrics cost" on on off off; }
 if [ "$MODE" = metrics ]; then
   ulimit -n "$(ulimit -Hn)"
   UPSTREAM_PORT=$(free_port)
-  "$TOOL" upstream "$UPSTREAM_PORT" >"$WORK/upstream.log" 2>&1 &
+  setsid "$TOOL" upstream "$UPSTREAM_PORT" >"$WORK/upstream.log" 2>&1 &
   EDGE_PIDS+=($!)
   UPSTREAM=127.0.0.1:$UPSTREAM_PORT
   sleep 0.5
@@ -232,7 +235,7 @@ export EASYDEPLOY_URL=http://127.0.0.1:$API_PORT EASYDEPLOY_DATA_DIR=$WORK/data
 
 if [ "$MODE" = all ]; then
   say "starting easydeploy server (API :$API_PORT, edge :$EDGE_PORT)"
-  "$BIN" server --data-dir "$WORK/data" --api-addr "127.0.0.1:$API_PORT" \
+  setsid "$BIN" server --data-dir "$WORK/data" --api-addr "127.0.0.1:$API_PORT" \
     --proxy-addr "127.0.0.1:$EDGE_PORT" >"$WORK/server.log" 2>&1 &
   SERVER_PID=$!
   EDGE_MAIN=$SERVER_PID
@@ -261,11 +264,11 @@ EOF
   say "upstream: $UPSTREAM (container ${CONTAINER:0:12})"
 else
   UPSTREAM_PORT=$(free_port)
-  "$TOOL" upstream "$UPSTREAM_PORT" >"$WORK/upstream.log" 2>&1 &
+  setsid "$TOOL" upstream "$UPSTREAM_PORT" >"$WORK/upstream.log" 2>&1 &
   EDGE_PIDS+=($!)
   UPSTREAM=127.0.0.1:$UPSTREAM_PORT
   mkfifo "$WORK/edge.in"
-  "$TOOL" edge "127.0.0.1:$EDGE_PORT" bench "$UPSTREAM" on <"$WORK/edge.in" >"$WORK/edge.log" 2>&1 &
+  setsid "$TOOL" edge "127.0.0.1:$EDGE_PORT" bench "$UPSTREAM" on <"$WORK/edge.in" >"$WORK/edge.log" 2>&1 &
   EDGE_MAIN=$!
   EDGE_PIDS+=($EDGE_MAIN)
   exec 5>"$WORK/edge.in"
@@ -333,7 +336,7 @@ nginx -c "$WORK/nginx.conf"
 PIDFILES+=("$WORK/nginx.pid")
 haproxy -f "$WORK/haproxy.cfg" -D -p "$WORK/haproxy.pid"
 PIDFILES+=("$WORK/haproxy.pid")
-XDG_DATA_HOME=$WORK/caddy XDG_CONFIG_HOME=$WORK/caddy caddy run --config "$WORK/Caddyfile" \
+XDG_DATA_HOME=$WORK/caddy XDG_CONFIG_HOME=$WORK/caddy setsid caddy run --config "$WORK/Caddyfile" \
   --adapter caddyfile >"$WORK/caddy.log" 2>&1 &
 echo $! >"$WORK/caddy.pid"
 PIDFILES+=("$WORK/caddy.pid")
