@@ -41,10 +41,12 @@
 # runs, and each proxy's RSS holding IDLE idle keep-alive client
 # connections (each opened with one request).
 # Every proxy gets the same work: keep-alive to the upstream, X-Forwarded-*
-# headers, no access log. Every proxy runs in its own session, as a service
-# would (nginx and HAProxy daemonize; the server and Caddy are started with
-# `setsid`): with the kernel's autogroup scheduling a process started from
-# the script would share its CPU share with wrk. Not a test: it prints figures, it asserts nothing.
+# headers, no access log. Every proxy (and the loopback upstream) runs in
+# its own session, as a service would: nginx and HAProxy daemonize; the
+# server, Caddy and the standalone edges are started with `setsid`, as
+# scripts/quickstart.sh starts the server. With the kernel's autogroup
+# scheduling (one CPU share per session) a process started from the script
+# would share wrk's. Not a test: it prints figures, it asserts nothing.
 set -euo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -158,7 +160,7 @@ compare_edges() {
     [ "$variant" = b ] && args=$b_args
     mkfifo "$WORK/edge-$variant.in"
     # shellcheck disable=SC2086 # the settings are words
-    "$TOOL" edge "127.0.0.1:$port" bench "$UPSTREAM" $args <"$WORK/edge-$variant.in" >"$WORK/edge-$variant.log" 2>&1 &
+    setsid "$TOOL" edge "127.0.0.1:$port" bench "$UPSTREAM" $args <"$WORK/edge-$variant.in" >"$WORK/edge-$variant.log" 2>&1 &
     EDGE_PIDS+=($!)
     pid[$variant]=$!
     url[$variant]="http://127.0.0.1:$port/"
