@@ -435,11 +435,15 @@ echo "Edge proxy benchmark ($MODE) — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cor
 echo "req/s, p50, p99: medians of $PASSES passes (proxy order varied each pass); errors: their sum"
 echo "load average at the start: $LOAD_START, now: $(cut -d' ' -f1-3 /proc/loadavg)"
 # The kernel's scheduling group (one per session) of a process.
-autogroup() { sed -n 's|^/autogroup-\([0-9]*\).*|\1|p' "/proc/$1/autogroup" 2>/dev/null || echo "?"; }
+autogroup() {
+  local group
+  group=$(sed -n 's|^/autogroup-\([0-9]*\).*|\1|p' "/proc/$1/autogroup" 2>/dev/null || true)
+  echo "${group:-?}"
+}
 echo "autogroups (one CPU share each): wrk $(autogroup $$)$(for name in "${NAMES[@]}"; do printf ', %s %s' "$name" "$(autogroup "${MAIN[$name]}")"; done)"
 read -r steal0 all0 <<<"$STEAL_START"
 read -r steal1 all1 < <(steal_ticks)
-echo "CPU time stolen by the hypervisor during the run: $(awk -v s=$((steal1 - steal0)) -v a=$((all1 - all0)) 'BEGIN { printf "%.1f %%", a ? 100 * s / a : 0 }')"
+echo "CPU time stolen by the hypervisor from the first pass to this report: $(awk -v s=$((steal1 - steal0)) -v a=$((all1 - all0)) 'BEGIN { printf "%.1f %%", a ? 100 * s / a : 0 }')"
 echo "versions: $(nginx -v 2>&1 | sed 's/.*: //'), $(haproxy -v | head -1 | awk '{print "HAProxy", $3}'), caddy $(caddy version | awk '{print $1}'), easydeploy release build"
 echo
 printf '%-8s %-6s %-10s %10s %9s %9s %8s\n' proxy conns mode 'req/s' 'p50 ms' 'p99 ms' errors
