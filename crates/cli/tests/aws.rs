@@ -11,11 +11,10 @@ use aws_sdk_applicationautoscaling::types::ServiceNamespace;
 use easydeploy::aws::INFRASTRUCTURE_FILE;
 use easydeploy_aws::{AwsClients, AwsConfig, Infrastructure};
 use serde_json::Value;
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{commit, free_port, git_repo, STEPS};
+use support::{commit, free_port, git_repo, listening, STEPS};
 
 const MOTO: &str = "/opt/easydeploy-moto/bin/moto_server";
 
@@ -31,7 +30,7 @@ impl Drop for Process {
 
 fn wait_port(port: u16, what: &str) {
     let started = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+    while !listening(port) {
         assert!(
             started.elapsed() < Duration::from_secs(60),
             "{what} did not listen within 60 s"

@@ -456,7 +456,10 @@ impl Daemon {
             .ok()?;
         let daemon = Self { child, port };
         for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            // Not a self-connection (simultaneous open on a free port).
+            if std::net::TcpStream::connect(("127.0.0.1", port))
+                .is_ok_and(|s| s.local_addr().ok() != s.peer_addr().ok())
+            {
                 return Some(daemon);
             }
             std::thread::sleep(std::time::Duration::from_millis(50));

@@ -42,7 +42,7 @@ impl Moto {
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new(MOTO)
+        let mut child = Command::new(MOTO)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
             .env("MOTO_ECS_SERVICE_RUNNING", "2")
@@ -51,7 +51,10 @@ impl Moto {
             .spawn()
             .expect("cannot start moto_server");
         let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while !listening(port) {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("moto_server exited ({status}) before listening on port {port}");
+            }
             assert!(
                 started.elapsed() < Duration::from_secs(60),
                 "moto did not start within 60 s"
@@ -255,6 +258,14 @@ pub async fn infrastructure(clients: &AwsClients, apps_domain: &str) -> Infrastr
     )
     .await
     .unwrap()
+}
+
+/// Whether something listens on `127.0.0.1:port`. A connection to a free
+/// port of the ephemeral range can succeed by connecting to itself (TCP
+/// simultaneous open, Linux picking that port as the source port): that
+/// is not a listener.
+pub fn listening(port: u16) -> bool {
+    TcpStream::connect(("127.0.0.1", port)).is_ok_and(|s| s.local_addr().ok() != s.peer_addr().ok())
 }
 
 pub fn unique(prefix: &str) -> String {

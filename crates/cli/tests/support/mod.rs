@@ -463,6 +463,14 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Whether something listens on `127.0.0.1:port`. A connection to a free
+/// port of the ephemeral range can succeed by connecting to itself (TCP
+/// simultaneous open, Linux picking that port as the source port): that
+/// is not a listener.
+pub fn listening(port: u16) -> bool {
+    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok_and(|s| s.local_addr().ok() != s.peer_addr().ok())
+}
+
 /// `easydeploy server` as a child process on fresh ports, its output
 /// (logs at `RUST_LOG`, default info) appended to `log` when given.
 pub struct ServerProcess {
