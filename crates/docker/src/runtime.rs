@@ -30,7 +30,7 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -51,6 +51,12 @@ pub struct DockerRuntime {
     traffic: Arc<dyn TrafficSwitch>,
     drain_timeout: Duration,
     instance: Option<String>,
+    /// The network namespace (Docker's sandbox key) of each replica started
+    /// and not yet routed, by container id, taken by its first routing: a
+    /// release goes live and gets traffic with no engine call in between,
+    /// so `live` is not read before the edge sends the release traffic.
+    /// Later routings inspect (a restarted container gets a new sandbox).
+    launched: Arc<Mutex<HashMap<String, PathBuf>>>,
 }
 
 impl DockerRuntime {
@@ -62,6 +68,7 @@ impl DockerRuntime {
             traffic,
             drain_timeout,
             instance: None,
+            launched: Arc::default(),
         }
     }
 
@@ -106,11 +113,11 @@ impl DockerRuntime {
     async fn route(&self, app: &str, replicas: &[Replica]) {
         let upstreams = replicas.iter().filter_map(|r| Some((r.id.as_str(), r.addr?)));
         let upstreams = join_all(upstreams.map(|(id, addr)| async move {
-            let info = self.inspect(id).await.ok().flatten();
-            let netns = info
-                .and_then(|i| i.network_settings?.sandbox_key)
-                .filter(|key| !key.is_empty())
-                .map(PathBuf::from);
+            let launched = self.launched.lock().unwrap().remove(id);
+            let netns = match launched {
+                Some(netns) => Some(netns),
+                None => self.inspect(id).await.ok().flatten().as_ref().and_then(namespace),
+            };
             Upstream { addr, netns }
         }))
         .await;
@@ -119,6 +126,7 @@ impl DockerRuntime {
 
     /// Removes a container, running or not; a missing one is fine.
     async fn force_remove(&self, id: &str) -> BackendResult<()> {
+        self.launched.lock().unwrap().remove(id);
         let what = format!("remove the container {id}");
         let options = RemoveContainerOptions {
             force: true,
@@ -265,10 +273,11 @@ impl DockerRuntime {
             let _ = self.force_remove(&created.id).await;
             return Err(error);
         };
-        let addr = self
-            .inspect(&created.id)
-            .await?
-            .and_then(|info| inspect_addr(&info, port));
+        let info = self.inspect(&created.id).await?;
+        if let Some(netns) = info.as_ref().and_then(namespace) {
+            self.launched.lock().unwrap().insert(created.id.clone(), netns);
+        }
+        let addr = info.and_then(|info| inspect_addr(&info, port));
         Ok(Replica {
             id: created.id,
             name,
@@ -660,6 +669,12 @@ fn summary_addr(container: &ContainerSummary) -> Option<SocketAddr> {
 }
 
 /// The bridge address of an inspected container, if it has one now.
+/// A container's network namespace (its sandbox key), while it runs.
+fn namespace(info: &ContainerInspectResponse) -> Option<PathBuf> {
+    let key = info.network_settings.as_ref()?.sandbox_key.as_deref()?;
+    (!key.is_empty()).then(|| PathBuf::from(key))
+}
+
 fn inspect_addr(info: &ContainerInspectResponse, port: u16) -> Option<SocketAddr> {
     let mode = info.host_config.as_ref()?.network_mode.as_deref()?;
     let networks = info.network_settings.as_ref()?.networks.as_ref()?;
