@@ -42,7 +42,7 @@ async fn the_api_survives_fuzzing_and_matches_its_document() {
             "--max-examples",
             &examples,
             "--request-timeout",
-            "10",
+            "60",
             "--phases",
             "examples,coverage,fuzzing",
             // Revoking the fuzzer's own token would end the run; revocation

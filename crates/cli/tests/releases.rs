@@ -233,12 +233,13 @@ async fn autoscaling_follows_a_load_step_out_and_back() {
             "--max",
             "3",
             "--target-rps",
-            "20",
+            "10",
         ])
         .await;
     assert!(out.success, "{out:?}");
 
-    // About 100 req/s against 20 per replica: the maximum.
+    // Up to 100 req/s against 10 per replica: the maximum from 21 req/s on
+    // (a loaded machine's slower answers still leave a wide margin).
     let load = server.load(&app, 2, Duration::from_millis(20));
     let out_took = wait_until("scale-out to 3 replicas", Duration::from_secs(30), || {
         running_containers(&app) == 3
@@ -299,11 +300,16 @@ async fn a_replica_that_stops_answering_is_replaced() {
         names.len() == 1 && !id_of(&names[0]).is_empty() && id_of(&names[0]) != victim_id
     })
     .await;
-    wait_until("the replacement serves", Duration::from_secs(10), || {
-        running_containers(&app) == 1
-    })
-    .await;
-    assert_eq!(server.fetch(&app, "/").await, (200, "answering".into()));
+    // It takes traffic once it passes its health check.
+    let started = Instant::now();
+    while server.fetch(&app, "/").await != (200, "answering".into()) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the replacement serves within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(running_containers(&app), 1);
     let (_, events) = server.get(&format!("/apps/{app}/events")).await;
     let unhealthy = events
         .as_array()

@@ -214,13 +214,14 @@ async fn a_server_error_keeps_the_app_unhealthy() {
         .unwrap();
     let (runtime, _traffic) = runtime(&docker);
     let mut spec = release(&app, &deployment(), &image.reference, 1);
-    spec.health.grace = Duration::from_secs(2);
+    // Long enough for the capped replica's first CGI answer on a loaded machine.
+    spec.health.grace = Duration::from_secs(5);
     spec.health.path = "/cgi-bin/health".into();
     let replicas = runtime.launch(&spec).await.unwrap();
     let err = runtime.verify(&spec, &replicas).await.unwrap_err();
     assert!(
         err.message.starts_with(
-            "the app did not become healthy within 2s: GET /cgi-bin/health on port 8080 answered 503"
+            "the app did not become healthy within 5s: GET /cgi-bin/health on port 8080 answered 503"
         ),
         "{}",
         err.message

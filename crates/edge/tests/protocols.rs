@@ -64,12 +64,13 @@ async fn idle_websocket_tunnels_are_closed() {
     .await;
     edge.proxy.set_backends("app", vec![upstream("ws").await]);
     let mut stream = TcpStream::connect(edge.addr).await.unwrap();
+    // Before the request: the idle clock starts when the 101 goes out.
+    let started = Instant::now();
     stream
         .write_all(b"GET /ws HTTP/1.1\r\nHost: app.localhost\r\nConnection: upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: a2V5a2V5a2V5a2V5a2V5aw==\r\n\r\n")
         .await
         .unwrap();
     assert!(read_raw_head(&mut stream).await.0.starts_with("HTTP/1.1 101"));
-    let started = Instant::now();
     let n = tokio::time::timeout(Duration::from_secs(3), stream.read(&mut [0u8; 16]))
         .await
         .expect("closed by the idle timeout");
@@ -173,13 +174,14 @@ async fn slowloris_clients_are_cut_off_by_the_header_timeout() {
             Ok(Ok(0)) | Ok(Err(_)) => break true,
             Ok(Ok(_)) | Err(_) => {}
         }
-        if started.elapsed() > Duration::from_secs(5) {
+        if started.elapsed() > Duration::from_secs(10) {
             break false;
         }
     };
     assert!(closed, "the connection stayed open");
+    // Long before the client idle timeout (300 s), whatever the load.
     assert!(
-        started.elapsed() < Duration::from_secs(2),
+        started.elapsed() < Duration::from_secs(5),
         "{:?}",
         started.elapsed()
     );

@@ -3,6 +3,7 @@
 use easydeploy_core::ports::{BackendResult, Checkout, SourceFetcher};
 use easydeploy_core::{Branch, GitSource};
 use easydeploy_git::{short, GitFetcher};
+use easydeploy_testkit::free_port;
 use git2::{Commit, Oid, Repository, Signature, Time};
 use std::cell::Cell;
 use std::fs;
@@ -128,15 +129,6 @@ async fn fetch(
     GitFetcher::new()
         .fetch(source, &branch(branch_name), commit, dest)
         .await
-}
-
-/// A port on 127.0.0.1 that was free a moment ago (nothing listens on it).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test]
@@ -454,13 +446,14 @@ impl Daemon {
             .stderr(std::process::Stdio::null())
             .spawn()
             .ok()?;
-        let daemon = Self { child, port };
-        for _ in 0..100 {
-            // Not a self-connection (simultaneous open on a free port).
-            if std::net::TcpStream::connect(("127.0.0.1", port))
-                .is_ok_and(|s| s.local_addr().ok() != s.peer_addr().ok())
-            {
+        let mut daemon = Self { child, port };
+        let started = std::time::Instant::now();
+        while started.elapsed() < std::time::Duration::from_secs(30) {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return Some(daemon);
+            }
+            if let Ok(Some(status)) = daemon.child.try_wait() {
+                panic!("git daemon exited ({status}) before listening on port {port}");
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }

@@ -15,7 +15,7 @@ use easydeploy_aws::{
     Infrastructure, RolloutWatcher, StartedBuild,
 };
 use easydeploy_core::ports::{BackendError, BackendResult};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -37,11 +37,7 @@ impl Moto {
             Path::new(MOTO).exists(),
             "{MOTO} is missing: run scripts/setup.sh (it installs moto[server] in /opt/easydeploy-moto)"
         );
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = easydeploy_testkit::free_port();
         let mut child = Command::new(MOTO)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
@@ -51,7 +47,7 @@ impl Moto {
             .spawn()
             .expect("cannot start moto_server");
         let started = Instant::now();
-        while !listening(port) {
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
             if let Ok(Some(status)) = child.try_wait() {
                 panic!("moto_server exited ({status}) before listening on port {port}");
             }
@@ -258,14 +254,6 @@ pub async fn infrastructure(clients: &AwsClients, apps_domain: &str) -> Infrastr
     )
     .await
     .unwrap()
-}
-
-/// Whether something listens on `127.0.0.1:port`. A connection to a free
-/// port of the ephemeral range can succeed by connecting to itself (TCP
-/// simultaneous open, Linux picking that port as the source port): that
-/// is not a listener.
-pub fn listening(port: u16) -> bool {
-    TcpStream::connect(("127.0.0.1", port)).is_ok_and(|s| s.local_addr().ok() != s.peer_addr().ok())
 }
 
 pub fn unique(prefix: &str) -> String {

@@ -454,22 +454,7 @@ impl TestServer {
     }
 }
 
-/// A free TCP port on loopback.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Whether something listens on `127.0.0.1:port`. A connection to a free
-/// port of the ephemeral range can succeed by connecting to itself (TCP
-/// simultaneous open, Linux picking that port as the source port): that
-/// is not a listener.
-pub fn listening(port: u16) -> bool {
-    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok_and(|s| s.local_addr().ok() != s.peer_addr().ok())
-}
+pub use easydeploy_testkit::free_port;
 
 /// `easydeploy server` as a child process on fresh ports, its output
 /// (logs at `RUST_LOG`, default info) appended to `log` when given.
@@ -494,7 +479,7 @@ impl ServerProcess {
             ),
             None => Stdio::null(),
         };
-        let child = Command::new(env!("CARGO_BIN_EXE_easydeploy"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_easydeploy"))
             .arg("server")
             .env("EASYDEPLOY_DATA_DIR", data_dir)
             .env("EASYDEPLOY_API_ADDR", format!("127.0.0.1:{api}"))
@@ -513,6 +498,9 @@ impl ServerProcess {
             .map(|r| !r.status().is_success())
             .unwrap_or(true)
         {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("the server exited ({status}) before answering");
+            }
             assert!(Instant::now() < deadline, "the server did not start");
             std::thread::sleep(Duration::from_millis(100));
         }

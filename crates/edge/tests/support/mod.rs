@@ -412,8 +412,9 @@ pub async fn eventually(mut cond: impl FnMut() -> bool) -> bool {
 
 /// A loopback address nothing listens on.
 pub async fn refused_addr() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    listener.local_addr().unwrap()
+    // Below the ephemeral range: no connection to it can be a
+    // self-connection, and no client socket takes the port meanwhile.
+    SocketAddr::from(([127, 0, 0, 1], easydeploy_testkit::free_port()))
 }
 
 /// Reads from a raw connection until a full response head has arrived;
