@@ -77,6 +77,7 @@ impl ImageBuilder for DockerBuilder {
             ]),
             ..Default::default()
         };
+        let _building = crate::engine::BUILDS.read().await;
         let mut output = self.docker.build_image(options, None, Some(context.into()));
         let deadline = tokio::time::Instant::now() + self.build_timeout;
         loop {

@@ -23,6 +23,18 @@ pub(crate) async fn network_change() -> tokio::sync::MutexGuard<'static, ()> {
     LOCK.lock().await
 }
 
+/// Image builds in progress in this process hold it shared; removing
+/// images with their untagged parents takes it alone.
+///
+/// The classic builder reuses cached intermediate images (the untagged
+/// parents of other images) step by step: a parent removed between the
+/// step that found it in the cache and the next one fails that build
+/// ("No such image"). So pruning after a release waits for a moment no
+/// build runs (it is skipped otherwise; the next release's prune removes
+/// what it left), and a destroyed app's images lose their parents only
+/// then.
+pub(crate) static BUILDS: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 /// What to do about an engine that does not answer.
 const STUCK: &str = "(if this keeps happening the engine may be stuck: restart it, \
                      e.g. `sudo systemctl restart docker` or `sudo scripts/setup.sh`)";

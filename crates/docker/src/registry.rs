@@ -40,13 +40,24 @@ impl ImageRegistry for DockerRegistry {
     }
 
     async fn prune(&self, app: &AppName, keep: &[String]) -> BackendResult<()> {
-        remove_app_images(&self.docker, app, keep).await
+        let Ok(_no_build) = crate::engine::BUILDS.try_write() else {
+            tracing::info!(%app, "an image build is running: old images are pruned after a later release");
+            return Ok(());
+        };
+        remove_app_images(&self.docker, app, keep, true).await
     }
 }
 
 /// Removes the images labelled with `app`, except those in `keep` (tags or
-/// ids); images still used by a container are left alone.
-pub(crate) async fn remove_app_images(docker: &Docker, app: &AppName, keep: &[String]) -> BackendResult<()> {
+/// ids), with their untagged parents when `with_parents` (hold
+/// [`BUILDS`](crate::engine::BUILDS) alone then); images still used by a
+/// container are left alone.
+pub(crate) async fn remove_app_images(
+    docker: &Docker,
+    app: &AppName,
+    keep: &[String],
+    with_parents: bool,
+) -> BackendResult<()> {
     let options = ListImagesOptions {
         all: false,
         filters: HashMap::from([("label".to_owned(), vec![format!("{LABEL_APP}={app}")])]),
@@ -71,7 +82,7 @@ pub(crate) async fn remove_app_images(docker: &Docker, app: &AppName, keep: &[St
             let what = format!("remove the image {name}");
             let options = RemoveImageOptions {
                 force: false,
-                noprune: false,
+                noprune: !with_parents,
             };
             match within(
                 &what,

@@ -614,7 +614,9 @@ impl Runtime for DockerRuntime {
                 .map(|id| self.force_remove(id)),
         )
         .await?;
-        crate::registry::remove_app_images(&self.docker, app, &[]).await?;
+        // Their parents too, unless a build may be using them as its cache.
+        let no_build = crate::engine::BUILDS.try_write().ok();
+        crate::registry::remove_app_images(&self.docker, app, &[], no_build.is_some()).await?;
         let tenants: std::collections::BTreeSet<&String> = containers
             .iter()
             .filter_map(|c| c.labels.as_ref()?.get(LABEL_TENANT))

@@ -209,9 +209,10 @@ impl Drop for Cleanup {
     fn drop(&mut self) {
         let label = format!("label=easydeploy.app={}", self.0);
         let script = format!(
-            // One container at a time: see `network_change` in src/engine.rs.
+            // One container at a time: see `network_change` in src/engine.rs;
+            // images without their parents, another test's build cache.
             "docker ps -aq --filter {label} | xargs -r -n1 docker rm -f >/dev/null 2>&1; \
-             docker images -q --filter {label} | sort -u | xargs -r docker rmi -f >/dev/null 2>&1; true"
+             docker images -q --filter {label} | sort -u | xargs -r docker rmi -f --no-prune >/dev/null 2>&1; true"
         );
         let _ = std::process::Command::new("sh").arg("-c").arg(script).status();
     }
