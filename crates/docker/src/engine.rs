@@ -29,10 +29,10 @@ pub(crate) async fn network_change() -> tokio::sync::MutexGuard<'static, ()> {
 /// The classic builder reuses cached intermediate images (the untagged
 /// parents of other images) step by step: a parent removed between the
 /// step that found it in the cache and the next one fails that build
-/// ("No such image"). So pruning after a release waits for a moment no
-/// build runs (it is skipped otherwise; the next release's prune removes
-/// what it left), and a destroyed app's images lose their parents only
-/// then.
+/// ("No such image"). So pruning after a release happens only when no
+/// build runs (otherwise it is skipped, and the next release's prune
+/// removes what it left), and a destroyed app's images take their parents
+/// with them only then.
 pub(crate) static BUILDS: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 /// What to do about an engine that does not answer.

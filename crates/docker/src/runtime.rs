@@ -670,13 +670,13 @@ fn summary_addr(container: &ContainerSummary) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip.parse::<IpAddr>().ok()?, port))
 }
 
-/// The bridge address of an inspected container, if it has one now.
 /// A container's network namespace (its sandbox key), while it runs.
 fn namespace(info: &ContainerInspectResponse) -> Option<PathBuf> {
     let key = info.network_settings.as_ref()?.sandbox_key.as_deref()?;
     (!key.is_empty()).then(|| PathBuf::from(key))
 }
 
+/// The bridge address of an inspected container, if it has one now.
 fn inspect_addr(info: &ContainerInspectResponse, port: u16) -> Option<SocketAddr> {
     let mode = info.host_config.as_ref()?.network_mode.as_deref()?;
     let networks = info.network_settings.as_ref()?.networks.as_ref()?;
