@@ -235,7 +235,7 @@ fn write_forwarding(out: &mut Vec<u8>, headers: &HeaderMap, fwd: &Forwarding<'_>
     out.extend_from_slice(b"\r\n");
 
     for (name, value) in [(X_FORWARDED_PROTO, proto), (X_FORWARDED_HOST, fwd.host)] {
-        match headers.get(&name).filter(|_| fwd.trust) {
+        match fwd.trust.then(|| headers.get(&name)).flatten() {
             Some(kept) => put(out, name.as_str(), kept.as_bytes()),
             None => put(out, name.as_str(), value.as_bytes()),
         }
@@ -255,7 +255,11 @@ fn write_forwarding(out: &mut Vec<u8>, headers: &HeaderMap, fwd: &Forwarding<'_>
         out.extend_from_slice(b"for=");
         out.extend_from_slice(fwd.client.text());
     }
-    let _ = write!(out, ";host=\"{}\";proto={proto}\r\n", fwd.host);
+    out.extend_from_slice(b";host=\"");
+    out.extend_from_slice(fwd.host.as_bytes());
+    out.extend_from_slice(b"\";proto=");
+    out.extend_from_slice(proto.as_bytes());
+    out.extend_from_slice(b"\r\n");
 }
 
 #[cfg(test)]
@@ -302,6 +306,8 @@ mod tests {
             .header("te", "trailers")
             .header("expect", "100-continue")
             .header("x-forwarded-for", "1.2.3.4")
+            .header("x-forwarded-proto", "https")
+            .header("x-forwarded-host", "evil.example")
             .header("forwarded", "for=1.2.3.4")
             .header("host", "a.localhost:8080")
             .body(())

@@ -129,7 +129,10 @@ impl Pool {
     }
 }
 
-type Table = HashMap<String, Arc<Pool>>;
+/// App name → pool. Hashed with foldhash: the keys are the platform's own
+/// app names (a client's host only looks one up), and SipHash cost about
+/// 200 instructions per lookup.
+type Table = HashMap<String, Arc<Pool>, foldhash::fast::RandomState>;
 
 /// A backend taken out of rotation.
 #[derive(Debug)]

@@ -150,7 +150,9 @@ pub(crate) struct PoolLimits {
 }
 
 thread_local! {
-    static POOL: RefCell<HashMap<SocketAddr, Vec<Conn>>> = RefCell::new(HashMap::new());
+    /// Idle connections by backend (the proxy's own keys: a fast hash).
+    static POOL: RefCell<HashMap<SocketAddr, Vec<Conn>, foldhash::fast::RandomState>> =
+        RefCell::new(HashMap::default());
 }
 
 /// An open idle connection to `addr` from this thread's pool (see
