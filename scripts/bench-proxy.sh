@@ -11,6 +11,7 @@
 #   sudo DURATION=15 IDLE=20000 PASSES=5 scripts/bench-proxy.sh
 #   sudo scripts/bench-proxy.sh local            # no platform: upstream and edge alone, on loopback
 #   sudo scripts/bench-proxy.sh metrics          # only the metrics on/off comparison
+#   sudo scripts/bench-proxy.sh instructions     # user-space instructions per request, under callgrind
 #
 # `local` mode runs the same comparison without Docker or a release build of
 # the platform: the upstream is the bench server on loopback and the edge is
@@ -27,6 +28,16 @@
 # against the deployed upstream, then the same for two standalone edges
 # dialing the replica inside its network namespace or across the bridge,
 # with wake-up coalescing on and off, and with batched sends on and off.
+#
+# Instructions: the edge alone (`bench edge`), nginx and HAProxy (one
+# process or thread each, the same configuration otherwise) in front of the
+# bench server on loopback, each run under `valgrind --tool=callgrind` while
+# wrk drives it for DURATION seconds at each CONNS; prints the instructions
+# each executed in user space per request (its start-up included, under
+# 1 %) and the edge's ratio to each peer. The count does not depend on what
+# else the machine is doing, unlike req/s and CPU time; the kernel's share
+# of a request (most of it) is not in it. PROFILES=DIR keeps the callgrind
+# profiles (`callgrind_annotate DIR/edge-32.out`).
 #
 # Builds the platform in release mode (cold: ~15 min on 2 cores) and the
 # upstream as a static binary; installs nginx-light, haproxy, caddy and wrk
@@ -58,7 +69,7 @@ THREADS=${THREADS:-2}
 ROUNDS=${ROUNDS:-3}
 PASSES=${PASSES:-4}
 MODE=${1:-all}
-case "$MODE" in all | local | metrics) ;; *) echo "usage: $0 [all|local|metrics]" >&2; exit 2 ;; esac
+case "$MODE" in all | local | metrics | instructions) ;; *) echo "usage: $0 [all|local|metrics|instructions]" >&2; exit 2 ;; esac
 PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 say() { printf '[bench] %s\n' "$*" >&2; }
@@ -71,6 +82,7 @@ die() {
 missing=()
 TOOLS=(nginx:nginx-light haproxy:haproxy caddy:caddy wrk:wrk)
 [ "$MODE" = metrics ] && TOOLS=(wrk:wrk)
+[ "$MODE" = instructions ] && TOOLS=(nginx:nginx-light haproxy:haproxy wrk:wrk valgrind:valgrind)
 for tool in "${TOOLS[@]}"; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
 done
@@ -211,17 +223,122 @@ compare_edges() {
   rm -f "$WORK/edge-a.in" "$WORK/edge-b.in"
 }
 
+# nginx's configuration: nginx_conf FILE PORT "PROCESS DIRECTIVES"
+nginx_conf() {
+  cat >"$1" <<EOF
+$3
+worker_rlimit_nofile $NOFILE;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log;
+events { worker_connections $((NOFILE / 2)); }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  upstream app { server $UPSTREAM; keepalive 1024; keepalive_requests 1000000; }
+  server {
+    listen 127.0.0.1:$2;
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host \$http_host;
+      proxy_set_header X-Forwarded-For \$remote_addr;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+      proxy_set_header X-Forwarded-Host \$host;
+    }
+  }
+}
+EOF
+}
+
+# HAProxy's configuration: haproxy_conf FILE PORT THREADS
+haproxy_conf() {
+  cat >"$1" <<EOF
+global
+  maxconn $((NOFILE / 2 - 100))
+  nbthread $3
+defaults
+  mode http
+  timeout connect 2s
+  timeout client 60s
+  timeout server 60s
+  timeout http-keep-alive 60s
+  option forwardfor
+  http-reuse always
+frontend edge
+  bind 127.0.0.1:$2
+  http-request set-header X-Forwarded-Proto http
+  http-request set-header X-Forwarded-Host %[req.hdr(host)]
+  default_backend app
+backend app
+  server app1 $UPSTREAM
+EOF
+}
+
+# User-space instructions per request of the edge, nginx and HAProxy under
+# callgrind (see the header).
+instructions() {
+  local out=${PROFILES:-$WORK} name conns port pid n ir
+  declare -A PER
+  mkdir -p "$out"
+  nginx_conf "$WORK/nginx.conf" "$(free_port)" "worker_processes 1; daemon off; master_process off;"
+  haproxy_conf "$WORK/haproxy.cfg" "$(free_port)" 1
+  echo
+  echo "User-space instructions per request — $(date -u +%Y-%m-%dT%H:%MZ), callgrind, wrk -t$THREADS -d${DURATION}s keep-alive, upstream $UPSTREAM (bench server on loopback)"
+  printf '%-8s %-6s %10s %16s %12s\n' proxy conns requests instructions 'per request'
+  for conns in "${CONNS[@]}"; do
+    for name in edge nginx haproxy; do
+      case $name in
+        edge)
+          port=$(free_port)
+          set -- "$TOOL" edge "127.0.0.1:$port" bench "$UPSTREAM" on
+          ;;
+        nginx)
+          port=$(sed -n 's/.*listen 127.0.0.1:\([0-9]*\);/\1/p' "$WORK/nginx.conf")
+          set -- nginx -c "$WORK/nginx.conf"
+          ;;
+        haproxy)
+          port=$(sed -n 's/.*bind 127.0.0.1:\([0-9]*\)/\1/p' "$WORK/haproxy.cfg")
+          set -- haproxy -db -f "$WORK/haproxy.cfg"
+          ;;
+      esac
+      say "callgrind: $name, $conns connections"
+      # The edge serves until its standard input closes: a pipe held open meanwhile.
+      mkfifo "$WORK/cg.in"
+      setsid valgrind --tool=callgrind --callgrind-out-file="$out/$name-$conns.out" "$@" \
+        <"$WORK/cg.in" >"$WORK/cg-$name.log" 2>&1 &
+      pid=$!
+      exec 6>"$WORK/cg.in"
+      for _ in $(seq 300); do
+        curl -sf -H 'Host: bench.localhost' "http://127.0.0.1:$port/" >/dev/null 2>&1 && break
+        sleep 0.1
+      done
+      n=$(wrk -t"$THREADS" -c"$conns" -d"${DURATION}s" -H 'Host: bench.localhost' "http://127.0.0.1:$port/" | awk '/requests in/ { print $1 }')
+      kill "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+      exec 6>&-
+      rm -f "$WORK/cg.in"
+      ir=$(awk '/Collected/ { gsub(",", "", $4); print $4 }' "$WORK/cg-$name.log")
+      [ -n "$ir" ] && [ "${n:-0}" -gt 0 ] || die "no callgrind count for $name: $(tail -3 "$WORK/cg-$name.log")"
+      PER[$name/$conns]=$((ir / n))
+      printf '%-8s %-6s %10s %16s %12s\n' "$name" "$conns" "$n" "$ir" "${PER[$name/$conns]}"
+    done
+    echo "edge ÷ nginx $(ratio "${PER[edge/$conns]}" "${PER[nginx/$conns]}"), edge ÷ HAProxy $(ratio "${PER[edge/$conns]}" "${PER[haproxy/$conns]}") at $conns connections"
+  done
+}
+
 # Metrics on vs off (off ÷ on above 1: what collecting the metrics costs).
 metrics_cost() { compare_edges "Edge metrics cost" on on off off; }
 
-if [ "$MODE" = metrics ]; then
+if [ "$MODE" = metrics ] || [ "$MODE" = instructions ]; then
   ulimit -n "$(ulimit -Hn)"
+  NOFILE=$(ulimit -n)
   UPSTREAM_PORT=$(free_port)
   setsid "$TOOL" upstream "$UPSTREAM_PORT" >"$WORK/upstream.log" 2>&1 &
   EDGE_PIDS+=($!)
   UPSTREAM=127.0.0.1:$UPSTREAM_PORT
   sleep 0.5
-  metrics_cost
+  if [ "$MODE" = metrics ]; then metrics_cost; else instructions; fi
   exit 0
 fi
 
@@ -281,50 +398,8 @@ else
 fi
 
 # --- peers -------------------------------------------------------------------------
-cat >"$WORK/nginx.conf" <<EOF
-worker_processes auto;
-worker_rlimit_nofile $NOFILE;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log;
-events { worker_connections $((NOFILE / 2)); }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  upstream app { server $UPSTREAM; keepalive 1024; keepalive_requests 1000000; }
-  server {
-    listen 127.0.0.1:$NGINX_PORT;
-    location / {
-      proxy_pass http://app;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host \$http_host;
-      proxy_set_header X-Forwarded-For \$remote_addr;
-      proxy_set_header X-Forwarded-Proto \$scheme;
-      proxy_set_header X-Forwarded-Host \$host;
-    }
-  }
-}
-EOF
-cat >"$WORK/haproxy.cfg" <<EOF
-global
-  maxconn $((NOFILE / 2 - 100))
-  nbthread $(nproc)
-defaults
-  mode http
-  timeout connect 2s
-  timeout client 60s
-  timeout server 60s
-  timeout http-keep-alive 60s
-  option forwardfor
-  http-reuse always
-frontend edge
-  bind 127.0.0.1:$HAPROXY_PORT
-  http-request set-header X-Forwarded-Proto http
-  http-request set-header X-Forwarded-Host %[req.hdr(host)]
-  default_backend app
-backend app
-  server app1 $UPSTREAM
-EOF
+nginx_conf "$WORK/nginx.conf" "$NGINX_PORT" "worker_processes auto;"
+haproxy_conf "$WORK/haproxy.cfg" "$HAPROXY_PORT" "$(nproc)"
 cat >"$WORK/Caddyfile" <<EOF
 {
   admin off
