@@ -181,9 +181,13 @@ impl EdgeProxy {
         if hint.lower() > self.config.max_body_bytes {
             return None;
         }
-        let upgrade = (parts.version == Version::HTTP_11 && connection_lists(&parts.headers, "upgrade"))
-            .then(|| parts.headers.get(UPGRADE))
-            .flatten();
+        // Only a connection that can be handed over asks for an upgrade (the
+        // proxy's own HTTP/1.1 server never gets one: it passes them to hyper).
+        let upgrade = (on_upgrade.is_some()
+            && parts.version == Version::HTTP_11
+            && connection_lists(&parts.headers, "upgrade"))
+        .then(|| parts.headers.get(UPGRADE))
+        .flatten();
         write_request_head(head, parts, framing, upgrade, fwd);
         Some(Prepared {
             replayable: is_idempotent(&parts.method) && framing == RequestBody::Empty,
