@@ -109,7 +109,35 @@ RUSTFLAGS="-C target-feature=+crt-static" cargo build --release -q -p easydeploy
 TOOL=$TARGET/bench-static/$TRIPLE/release/examples/bench
 
 WORK=$(mktemp -d /tmp/easydeploy-bench.XXXXXX)
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# A free port below the kernel's ephemeral range, for a server this script
+# starts: an ephemeral port (what binding port 0 gives) may meanwhile become
+# a client's source port, or a readiness poll's self-connection, and the
+# server's bind then fails (see crates/testkit).
+free_port() {
+  python3 - <<'PY'
+import random, socket
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+while True:
+    port = random.randrange(10000, low)
+    try:
+        socket.create_server(("127.0.0.1", port)).close()
+        socket.create_server(("0.0.0.0", port)).close()
+        print(port)
+        break
+    except OSError:
+        pass
+PY
+}
+# Waits until URL answers, TRIES tenths of a second at most: wait_http URL TRIES [CURL ARGS]
+wait_http() {
+  local url=$1 tries=$2
+  shift 2
+  for _ in $(seq "$tries"); do
+    curl -sf "$@" "$url" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  return 1
+}
 SERVER_PID=""
 PIDFILES=()
 IDLE_PIDS=()
@@ -179,11 +207,7 @@ compare_edges() {
     pid[$variant]=$!
     url[$variant]="http://127.0.0.1:$port/"
     if [ "$variant" = a ]; then exec 7>"$WORK/edge-a.in"; else exec 8>"$WORK/edge-b.in"; fi
-    for _ in $(seq 50); do
-      curl -sf -H 'Host: bench.localhost' "${url[$variant]}" >/dev/null 2>&1 && break
-      sleep 0.1
-    done
-    curl -sf -H 'Host: bench.localhost' "${url[$variant]}" >/dev/null || die "edge on :$port does not answer"
+    wait_http "${url[$variant]}" 50 -H 'Host: bench.localhost' || die "edge on :$port does not answer"
   done
   echo
   echo "$title — $(date -u +%Y-%m-%dT%H:%MZ), wrk -t$THREADS -d${DURATION}s keep-alive, upstream $UPSTREAM, load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -309,10 +333,8 @@ instructions() {
         <"$WORK/cg.in" >"$WORK/cg-$name.log" 2>&1 &
       pid=$!
       exec 6>"$WORK/cg.in"
-      for _ in $(seq 300); do
-        curl -sf -H 'Host: bench.localhost' "http://127.0.0.1:$port/" >/dev/null 2>&1 && break
-        sleep 0.1
-      done
+      wait_http "http://127.0.0.1:$port/" 300 -H 'Host: bench.localhost' ||
+        die "$name under callgrind does not answer: $(tail -3 "$WORK/cg-$name.log")"
       n=$(wrk -t"$THREADS" -c"$conns" -d"${DURATION}s" -H 'Host: bench.localhost' "http://127.0.0.1:$port/" | awk '/requests in/ { print $1 }')
       kill "$pid" 2>/dev/null || true
       wait "$pid" 2>/dev/null || true
@@ -360,11 +382,7 @@ if [ "$MODE" = all ]; then
     --proxy-addr "127.0.0.1:$EDGE_PORT" >"$WORK/server.log" 2>&1 &
   SERVER_PID=$!
   EDGE_MAIN=$SERVER_PID
-  for _ in $(seq 100); do
-    curl -sf "$EASYDEPLOY_URL/healthz" >/dev/null 2>&1 && break
-    sleep 0.1
-  done
-  curl -sf "$EASYDEPLOY_URL/healthz" >/dev/null || die "the server did not start: $(tail -5 "$WORK/server.log")"
+  wait_http "$EASYDEPLOY_URL/healthz" 100 || die "the server did not start: $(tail -5 "$WORK/server.log")"
 
   mkdir -p "$WORK/app"
   cp "$TOOL" "$WORK/app/bench"

@@ -447,17 +447,14 @@ impl Daemon {
             .spawn()
             .ok()?;
         let mut daemon = Self { child, port };
-        let started = std::time::Instant::now();
-        while started.elapsed() < std::time::Duration::from_secs(30) {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(daemon);
-            }
-            if let Ok(Some(status)) = daemon.child.try_wait() {
-                panic!("git daemon exited ({status}) before listening on port {port}");
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!("git daemon did not start listening on port {port}");
+        // Dropped (the daemon killed) if this panics.
+        easydeploy_testkit::wait_listening(
+            &mut daemon.child,
+            port,
+            std::time::Duration::from_secs(30),
+            "git daemon",
+        );
+        Some(daemon)
     }
 
     fn url(&self, repo: &str) -> GitSource {

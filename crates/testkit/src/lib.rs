@@ -1,7 +1,9 @@
 //! Helpers shared by the integration tests of Easy Deploy's crates.
 
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
+use std::process::Child;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 /// Lowest port handed out by [`free_port`].
 const LOWEST: u32 = 10_000;
@@ -30,6 +32,23 @@ pub fn free_port() -> u16 {
     panic!("no free port in {LOWEST}..{end}");
 }
 
+/// Waits until `server`, a child process given `port` (from [`free_port`]),
+/// accepts connections on `127.0.0.1:port`; panics, naming it `what`, if
+/// it exits first or takes longer than `within`.
+pub fn wait_listening(server: &mut Child, port: u16, within: Duration, what: &str) {
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = server.try_wait() {
+            panic!("{what} exited ({status}) before listening on port {port}");
+        }
+        assert!(
+            started.elapsed() < within,
+            "{what} did not listen on port {port} within {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Whether a listener could take `ip:port` now (the test one is closed at once).
 fn bindable(ip: [u8; 4], port: u16) -> bool {
     TcpListener::bind(std::net::SocketAddr::from((ip, port))).is_ok()
@@ -55,5 +74,25 @@ mod tests {
             assert!((LOWEST..ephemeral).contains(&u32::from(port)), "{port}");
             TcpListener::bind(("127.0.0.1", port)).unwrap();
         }
+    }
+
+    #[test]
+    fn waiting_ends_when_the_server_listens_or_exits() {
+        let port = free_port();
+        let mut server = std::process::Command::new("python3")
+            .args(["-c", &format!("import socket,time; s=socket.socket(); time.sleep(0.3); s.bind(('127.0.0.1',{port})); s.listen(); time.sleep(30)")])
+            .spawn()
+            .unwrap();
+        wait_listening(&mut server, port, Duration::from_secs(20), "the listener");
+        server.kill().unwrap();
+        server.wait().unwrap();
+
+        let mut exits = std::process::Command::new("true").spawn().unwrap();
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            wait_listening(&mut exits, free_port(), Duration::from_secs(20), "true")
+        }));
+        let message = panicked.unwrap_err();
+        let message = message.downcast_ref::<String>().unwrap();
+        assert!(message.starts_with("true exited"), "{message}");
     }
 }

@@ -15,11 +15,10 @@ use easydeploy_aws::{
     Infrastructure, RolloutWatcher, StartedBuild,
 };
 use easydeploy_core::ports::{BackendError, BackendResult};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const MOTO: &str = "/opt/easydeploy-moto/bin/moto_server";
 
@@ -46,17 +45,7 @@ impl Moto {
             .stderr(Stdio::null())
             .spawn()
             .expect("cannot start moto_server");
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("moto_server exited ({status}) before listening on port {port}");
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "moto did not start within 60 s"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        easydeploy_testkit::wait_listening(&mut child, port, Duration::from_secs(60), "moto_server");
         Self {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
