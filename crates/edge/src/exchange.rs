@@ -214,7 +214,7 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(head.status, StatusCode::CREATED);
-        assert!(head.headers.get("link").is_none(), "early hints are not merged");
+        assert!(head.headers().get("link").is_none(), "early hints are not merged");
         assert_eq!(&rest[..], b"ok");
 
         let (head, _) =

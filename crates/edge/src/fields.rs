@@ -9,8 +9,25 @@ use http::header::{HeaderName, HeaderValue};
 use smallvec::SmallVec;
 use std::mem::MaybeUninit;
 
-/// A byte range `(start, end)` within a head.
-pub(crate) type Span = (usize, usize);
+/// A byte range within a head. Heads are at most tens of KiB, so the
+/// offsets are `u32`: a response head's fields then take 256 bytes inline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    /// The bytes of `head` in this range.
+    pub(crate) fn of(self, head: &[u8]) -> &[u8] {
+        &head[self.start as usize..self.end as usize]
+    }
+
+    /// The same range of a shared `head`, sharing its bytes.
+    pub(crate) fn slice(self, head: &Bytes) -> Bytes {
+        head.slice(self.start as usize..self.end as usize)
+    }
+}
 
 /// Where each field's name and value lie in a head (on the stack for up to
 /// 16 fields).
@@ -24,7 +41,10 @@ pub(crate) fn slots<'a, const N: usize>() -> [MaybeUninit<httparse::Header<'a>>;
 /// Where `part`, a subslice of `head`, lies in it.
 pub(crate) fn span_in(head: &[u8], part: &[u8]) -> Span {
     let start = part.as_ptr() as usize - head.as_ptr() as usize;
-    (start, start + part.len())
+    Span {
+        start: start as u32,
+        end: (start + part.len()) as u32,
+    }
 }
 
 /// Where each of `fields`, parsed from `head`, lies in it.
@@ -38,8 +58,8 @@ pub(crate) fn spans_of(head: &[u8], fields: &[httparse::Header<'_>]) -> FieldSpa
 /// The field at `(name, value)` in `head`, sharing its bytes; `None` when
 /// the name or value is not valid for `http`.
 pub(crate) fn field(head: &Bytes, (name, value): (Span, Span)) -> Option<(HeaderName, HeaderValue)> {
-    let name = HeaderName::from_bytes(&head[name.0..name.1]).ok()?;
-    let value = HeaderValue::from_maybe_shared(head.slice(value.0..value.1)).ok()?;
+    let name = HeaderName::from_bytes(name.of(head)).ok()?;
+    let value = HeaderValue::from_maybe_shared(value.slice(head)).ok()?;
     Some((name, value))
 }
 
@@ -56,14 +76,16 @@ mod tests {
             .parse_with_uninit_headers(text, &mut slots)
             .unwrap()
             .is_complete());
-        assert_eq!(span_in(text, req.path.unwrap().as_bytes()), (4, 6));
+        let path = span_in(text, req.path.unwrap().as_bytes());
+        assert_eq!(path, Span { start: 4, end: 6 });
+        assert_eq!(path.of(text), b"/x");
         let spans = spans_of(text, req.headers);
         assert_eq!(spans.len(), 2);
         let head = Bytes::from_static(text);
         let (name, value) = field(&head, spans[1]).unwrap();
         assert_eq!((name.as_str(), value.to_str().unwrap()), ("x-long", "v"));
         assert!(
-            field(&head, ((0, 6), (4, 6))).is_none(),
+            field(&head, (Span { start: 0, end: 6 }, path)).is_none(),
             "`GET /x` is not a field name"
         );
     }

@@ -12,15 +12,15 @@
 
 use crate::batch;
 use crate::body::ProxyBody;
-use crate::fields::{self, Span};
-use crate::headers::ClientIp;
-use crate::proxy::EdgeProxy;
+use crate::fields::{self, FieldSpans, Span};
+use crate::headers::{ClientIp, RequestHead};
+use crate::proxy::{Answer, EdgeProxy, Route};
 use crate::timer;
 use crate::tls;
 use crate::upstream;
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{self, HeaderMap};
-use http::{request, Method, Request, Response, StatusCode, Uri, Version};
+use http::header;
+use http::{Method, StatusCode, Uri, Version};
 use hyper::body::Body;
 use std::future::poll_fn;
 use std::io::{self, IoSlice, Write};
@@ -58,10 +58,39 @@ pub(crate) enum Served {
     Handoff(Protocol, Bytes),
 }
 
+/// A request head read by this server: its bytes, with where its target
+/// and fields lie in them.
+#[derive(Debug)]
+struct RawRequest {
+    bytes: Bytes,
+    method: Method,
+    target: Span,
+    fields: FieldSpans,
+}
+
+impl RawRequest {
+    /// The head as routing and forwarding read it.
+    fn head(&self) -> RequestHead<'_> {
+        let at = |span: Span| span.of(&self.bytes);
+        RequestHead {
+            method: &self.method,
+            version: Version::HTTP_11,
+            // Checked to be ASCII (a valid origin-form target) when parsed.
+            target: std::str::from_utf8(at(self.target)).unwrap_or("/"),
+            authority: None,
+            fields: self
+                .fields
+                .iter()
+                .map(|&(name, value)| (at(name), at(value)))
+                .collect(),
+        }
+    }
+}
+
 /// What parsing found at the start of the buffer.
 #[allow(clippy::large_enum_variant)] // Never stored: matched at once.
 enum Parsed {
-    Request(request::Parts, bool),
+    Request(RawRequest, bool),
     Partial,
     /// Not for this server; the bytes are left in the buffer.
     Other,
@@ -83,7 +112,7 @@ pub(crate) async fn serve(
     let mut sniffed = false;
     loop {
         let deadline = Instant::now() + timeout;
-        let (parts, close) = loop {
+        let (req, close) = loop {
             if !buf.is_empty() {
                 if !sniffed {
                     match sniff(&buf) {
@@ -94,7 +123,7 @@ pub(crate) async fn serve(
                 }
                 if sniffed {
                     match parse(&mut buf) {
-                        Parsed::Request(parts, close) => break (parts, close),
+                        Parsed::Request(req, close) => break (req, close),
                         Parsed::Partial if buf.len() <= MAX_HEAD => {}
                         _ => return Served::Handoff(Protocol::Http1, buf.freeze()),
                     }
@@ -125,11 +154,17 @@ pub(crate) async fn serve(
                 Err(_) => return Served::Closed,
             }
         };
-        let head_request = parts.method == Method::HEAD;
-        // Boxed: an idle connection's future then stays small (about 1 KiB).
-        let res = Box::pin(proxy.answer(parts, None, None, client, false)).await;
+        let head_request = req.method == Method::HEAD;
+        let route = proxy.route(&req.head(), None, None, client, false);
+        drop(req);
+        let answer = match route {
+            // Boxed: an idle connection's future then stays small (about 1 KiB).
+            Route::Forward(routed) => Box::pin(proxy.forward(routed)).await,
+            Route::Answered(res) => Answer::Built(res),
+        };
         let close = close || shutdown.is_cancelled();
-        if Box::pin(respond(stream, res, head_request, close)).await.is_err() || close {
+        let outgoing = response_head(answer, head_request, close);
+        if Box::pin(respond(stream, outgoing)).await.is_err() || close {
             return Served::Closed;
         }
     }
@@ -190,61 +225,68 @@ fn parse(buf: &mut BytesMut) -> Parsed {
         }
     }
     let target = fields::span_in(buf, path.as_bytes());
-    let spans = fields::spans_of(buf, req.headers);
-    let head = buf.split_to(len).freeze();
-    match parts(&head, method, target, &spans) {
-        Some(parts) => Parsed::Request(parts, close),
-        None => {
-            // An invalid name, value or target: put the bytes back for hyper.
-            let mut all = BytesMut::with_capacity(head.len() + buf.len());
-            all.extend_from_slice(&head);
-            all.extend_from_slice(buf);
-            *buf = all;
-            Parsed::Other
+    let fields = fields::spans_of(buf, req.headers);
+    let bytes = buf.split_to(len).freeze();
+    // The target as `http` would take it (hyper gets those it would refuse).
+    if Uri::from_maybe_shared(target.slice(&bytes)).is_err() {
+        let mut all = BytesMut::with_capacity(bytes.len() + buf.len());
+        all.extend_from_slice(&bytes);
+        all.extend_from_slice(buf);
+        *buf = all;
+        return Parsed::Other;
+    }
+    Parsed::Request(
+        RawRequest {
+            bytes,
+            method,
+            target,
+            fields,
+        },
+        close,
+    )
+}
+
+/// A response to send: its head written, and its body unless it has none.
+struct Outgoing {
+    out: Vec<u8>,
+    body: Option<ProxyBody>,
+    chunked: bool,
+}
+
+/// Writes the response head (with `content-length` or chunked framing,
+/// `date`, and `connection: close` when closing). A backend's fields go
+/// out as it sent them.
+fn response_head(answer: Answer, head_request: bool, close: bool) -> Outgoing {
+    let mut out = Vec::with_capacity(512);
+    let (status, has_length, has_date, body) = match answer {
+        Answer::Upstream(head, body) => {
+            status_line(&mut out, head.status);
+            for (name, value) in head.fields() {
+                put(&mut out, name, value);
+            }
+            (
+                head.status,
+                head.has_length,
+                head.has_date,
+                ProxyBody::Upstream(body),
+            )
         }
-    }
-}
-
-/// The request parts, header values sharing the head's bytes.
-fn parts(head: &Bytes, method: Method, target: Span, spans: &[(Span, Span)]) -> Option<request::Parts> {
-    let mut headers = HeaderMap::with_capacity(spans.len());
-    for &span in spans {
-        let (name, value) = fields::field(head, span)?;
-        headers.append(name, value);
-    }
-    let (mut parts, ()) = Request::new(()).into_parts();
-    parts.method = method;
-    parts.uri = Uri::from_maybe_shared(head.slice(target.0..target.1)).ok()?;
-    parts.version = Version::HTTP_11;
-    parts.headers = headers;
-    Some(parts)
-}
-
-/// Writes a response: the head (with `content-length` or chunked framing,
-/// `date`, and `connection: close` when closing), then the body.
-async fn respond(
-    stream: &mut TcpStream,
-    res: Response<ProxyBody>,
-    head_request: bool,
-    close: bool,
-) -> io::Result<()> {
-    let (parts, mut body) = res.into_parts();
-    let status = parts.status;
+        Answer::Built(res) => {
+            let (parts, body) = res.into_parts();
+            status_line(&mut out, parts.status);
+            for (name, value) in &parts.headers {
+                put(&mut out, name.as_str().as_bytes(), value.as_bytes());
+            }
+            let has = |name| parts.headers.contains_key(name);
+            (parts.status, has(header::CONTENT_LENGTH), has(header::DATE), body)
+        }
+    };
     let no_body = head_request
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
-    let mut out = Vec::with_capacity(512);
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(status.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
-    out.extend_from_slice(b"\r\n");
-    for (name, value) in &parts.headers {
-        put(&mut out, name.as_str().as_bytes(), value.as_bytes());
-    }
     let mut chunked = false;
-    if !no_body && !parts.headers.contains_key(header::CONTENT_LENGTH) {
+    if !no_body && !has_length {
         match body.size_hint().exact() {
             Some(n) => {
                 let _ = write!(out, "content-length: {n}\r\n");
@@ -255,17 +297,30 @@ async fn respond(
             }
         }
     }
-    if !parts.headers.contains_key(header::DATE) {
+    if !has_date {
         put(&mut out, b"date", &http_date());
     }
     if close {
         out.extend_from_slice(b"connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    if no_body {
-        drop(body);
-        return batch::write_all(stream, &out.into()).await;
+    Outgoing {
+        out,
+        body: (!no_body).then_some(body),
+        chunked,
     }
+}
+
+/// Sends a response: its head, then its body.
+async fn respond(stream: &mut TcpStream, outgoing: Outgoing) -> io::Result<()> {
+    let Outgoing {
+        mut out,
+        body,
+        chunked,
+    } = outgoing;
+    let Some(mut body) = body else {
+        return batch::write_all(stream, &out.into()).await;
+    };
     loop {
         // Take what the body has ready; before waiting for more, send what is written.
         let frame = match poll_fn(|cx| Poll::Ready(Pin::new(&mut body).poll_frame(cx))).await {
@@ -307,6 +362,14 @@ async fn respond(
         out.extend_from_slice(b"0\r\n\r\n");
     }
     batch::write_all(stream, &out.into()).await
+}
+
+fn status_line(out: &mut Vec<u8>, status: StatusCode) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
 }
 
 fn put(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
@@ -453,16 +516,23 @@ mod tests {
     fn simple_requests_are_parsed_in_place() {
         let (p, rest) =
             parsed("GET /a?b=1 HTTP/1.1\r\nHost: x.localhost\r\nX-A: 1\r\nX-A: 2\r\n\r\nGET /next");
-        let Parsed::Request(parts, close) = p else {
+        let Parsed::Request(req, close) = p else {
             panic!("parsed")
         };
         assert!(!close);
+        let head = req.head();
+        assert_eq!((head.method, head.target), (&Method::GET, "/a?b=1"));
+        assert_eq!(head.host(), Some("x.localhost"));
+        let fields: Vec<_> = head.fields.iter().map(|&(n, v)| (n, v)).collect();
         assert_eq!(
-            (parts.method, parts.uri.to_string()),
-            (Method::GET, "/a?b=1".to_owned())
+            fields,
+            [
+                (&b"Host"[..], &b"x.localhost"[..]),
+                (b"X-A", b"1"),
+                (b"X-A", b"2")
+            ],
+            "as sent, in order"
         );
-        assert_eq!(parts.headers["host"], "x.localhost");
-        assert_eq!(parts.headers.get_all("x-a").iter().count(), 2);
         assert_eq!(&rest[..], b"GET /next", "pipelined bytes stay");
 
         let (p, _) = parsed("POST / HTTP/1.1\r\nContent-Length: 0\r\nConnection: keep-alive, close\r\n\r\n");
@@ -480,14 +550,16 @@ mod tests {
             text + "\r\n"
         };
         let (p, rest) = parsed(&head(MAX_HEADERS));
-        let Parsed::Request(parts, _) = p else {
+        let Parsed::Request(req, _) = p else {
             panic!("parsed")
         };
-        assert_eq!(parts.headers.len(), MAX_HEADERS);
-        assert_eq!(parts.headers["x-0"], "v0");
+        let fields = req.head().fields;
+        assert_eq!(fields.len(), MAX_HEADERS);
+        assert_eq!(fields[0], (&b"X-0"[..], &b"v0"[..]));
+        let last = MAX_HEADERS - 1;
         assert_eq!(
-            parts.headers[format!("x-{}", MAX_HEADERS - 1)],
-            format!("v{}", MAX_HEADERS - 1)
+            fields[last],
+            (format!("X-{last}").as_bytes(), format!("v{last}").as_bytes())
         );
         assert!(rest.is_empty());
 

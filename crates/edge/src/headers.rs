@@ -1,47 +1,155 @@
 //! Request side: the routing host, and the HTTP/1.1 request head written to
 //! a backend (hop-by-hop headers dropped, forwarding headers set) straight
-//! from the client's request, without rebuilding a header map.
+//! from the client's header fields, as bytes: the proxy's own HTTP/1.1
+//! server never builds a header map (hyper's requests lend theirs).
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{request, Method};
+use http::{request, Method, Version};
+use smallvec::SmallVec;
 use std::io::Write;
 use std::net::IpAddr;
 
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+/// Header fields as `(name, value)` bytes, in the order received (on the
+/// stack for up to 16 fields). Names may be in any case.
+pub(crate) type Fields<'a> = SmallVec<[(&'a [u8], &'a [u8]); 16]>;
 
-/// Whether a header describes one connection only (RFC 9110 §7.6.1) and
-/// is never forwarded, either way.
-pub(crate) fn is_hop_by_hop(name: &HeaderName) -> bool {
-    *name == header::CONNECTION
-        || *name == header::TRANSFER_ENCODING
-        || *name == header::UPGRADE
-        || *name == header::TE
-        || *name == header::TRAILER
-        || *name == header::PROXY_AUTHORIZATION
-        || *name == KEEP_ALIVE
-        || *name == PROXY_CONNECTION
+/// What a header field means to the proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    Host,
+    Connection,
+    TransferEncoding,
+    Upgrade,
+    ContentLength,
+    Expect,
+    Date,
+    Forwarded,
+    XForwardedFor,
+    XForwardedProto,
+    XForwardedHost,
+    /// Another field that describes one connection only (RFC 9110 §7.6.1):
+    /// `TE`, `Trailer`, `Keep-Alive`, `Proxy-Connection`, `Proxy-Authorization`.
+    OtherHopByHop,
+    /// Anything else: passed on as is.
+    Other,
 }
 
-/// Whether a `Connection` header of `headers` lists `name` (or `token`).
-pub(crate) fn connection_lists(headers: &HeaderMap, token: &str) -> bool {
-    headers
-        .get_all(header::CONNECTION)
+impl Role {
+    /// The role of a field named `name` (any case).
+    pub(crate) fn of(name: &[u8]) -> Self {
+        let is = |known: &[u8]| name.eq_ignore_ascii_case(known);
+        match name.len() {
+            2 if is(b"te") => Self::OtherHopByHop,
+            4 if is(b"host") => Self::Host,
+            4 if is(b"date") => Self::Date,
+            6 if is(b"expect") => Self::Expect,
+            7 if is(b"upgrade") => Self::Upgrade,
+            7 if is(b"trailer") => Self::OtherHopByHop,
+            9 if is(b"forwarded") => Self::Forwarded,
+            10 if is(b"connection") => Self::Connection,
+            10 if is(b"keep-alive") => Self::OtherHopByHop,
+            14 if is(b"content-length") => Self::ContentLength,
+            15 if is(b"x-forwarded-for") => Self::XForwardedFor,
+            16 if is(b"x-forwarded-host") => Self::XForwardedHost,
+            16 if is(b"proxy-connection") => Self::OtherHopByHop,
+            17 if is(b"x-forwarded-proto") => Self::XForwardedProto,
+            17 if is(b"transfer-encoding") => Self::TransferEncoding,
+            19 if is(b"proxy-authorization") => Self::OtherHopByHop,
+            _ => Self::Other,
+        }
+    }
+
+    /// Whether a field describes one connection only and is never
+    /// forwarded, either way.
+    pub(crate) fn is_hop_by_hop(self) -> bool {
+        matches!(
+            self,
+            Self::Connection | Self::TransferEncoding | Self::Upgrade | Self::OtherHopByHop
+        )
+    }
+
+    /// Whether the proxy writes (or drops) a request field itself rather
+    /// than copying it.
+    fn is_rewritten(self) -> bool {
+        matches!(
+            self,
+            Self::Host
+                | Self::ContentLength
+                | Self::Expect
+                | Self::Forwarded
+                | Self::XForwardedFor
+                | Self::XForwardedProto
+                | Self::XForwardedHost
+        )
+    }
+}
+
+/// The comma-separated tokens of a list-valued field, trimmed.
+pub(crate) fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value.split(|b| *b == b',').map(<[u8]>::trim_ascii)
+}
+
+/// Whether a `Connection` field of `fields` lists `token` (any case).
+pub(crate) fn connection_lists(fields: &[(&[u8], &[u8])], token: &[u8]) -> bool {
+    fields
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
+        .filter(|(name, _)| Role::of(name) == Role::Connection)
+        .flat_map(|(_, value)| tokens(value))
+        .any(|t| t.eq_ignore_ascii_case(token))
 }
 
-/// The host the client asked for, as sent: the URI authority (HTTP/2, or an
-/// absolute-form HTTP/1 target) or else the `Host` header.
-pub(crate) fn request_host(parts: &request::Parts) -> Option<&str> {
-    match parts.uri.authority() {
-        Some(authority) => Some(authority.as_str()),
-        None => parts.headers.get(header::HOST)?.to_str().ok(),
+/// The first value of the fields with `role`.
+fn first<'a>(fields: &[(&'a [u8], &'a [u8])], role: Role) -> Option<&'a [u8]> {
+    fields
+        .iter()
+        .find(|(name, _)| Role::of(name) == role)
+        .map(|&(_, value)| value)
+}
+
+/// A client's request head, as routing and forwarding read it.
+#[derive(Debug)]
+pub(crate) struct RequestHead<'a> {
+    pub(crate) method: &'a Method,
+    pub(crate) version: Version,
+    /// Path and query (`/` when empty).
+    pub(crate) target: &'a str,
+    /// The URI's authority (HTTP/2, or an absolute-form HTTP/1 target).
+    pub(crate) authority: Option<&'a str>,
+    pub(crate) fields: Fields<'a>,
+}
+
+impl<'a> RequestHead<'a> {
+    /// The head of a request hyper parsed.
+    pub(crate) fn of(parts: &'a request::Parts) -> Self {
+        let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        Self {
+            method: &parts.method,
+            version: parts.version,
+            target: if target.is_empty() { "/" } else { target },
+            authority: parts.uri.authority().map(|a| a.as_str()),
+            fields: parts
+                .headers
+                .iter()
+                .map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes()))
+                .collect(),
+        }
+    }
+
+    /// The host the client asked for, as sent: the URI authority or else
+    /// the (first) `Host` field.
+    pub(crate) fn host(&self) -> Option<&'a str> {
+        match self.authority {
+            Some(authority) => Some(authority),
+            None => std::str::from_utf8(first(&self.fields, Role::Host)?).ok(),
+        }
+    }
+
+    /// The `Upgrade` value of an HTTP/1.1 request whose `Connection` lists
+    /// `upgrade`.
+    pub(crate) fn upgrade(&self) -> Option<&'a [u8]> {
+        if self.version != Version::HTTP_11 || !connection_lists(&self.fields, b"upgrade") {
+            return None;
+        }
+        first(&self.fields, Role::Upgrade)
     }
 }
 
@@ -136,52 +244,45 @@ pub(crate) struct Forwarding<'a> {
     pub(crate) trust: bool,
 }
 
-/// Headers the proxy writes itself (or drops) rather than copying.
-fn is_rewritten(name: &HeaderName) -> bool {
-    *name == header::HOST
-        || *name == header::CONTENT_LENGTH
-        || *name == header::EXPECT
-        || *name == header::FORWARDED
-        || *name == X_FORWARDED_FOR
-        || *name == X_FORWARDED_PROTO
-        || *name == X_FORWARDED_HOST
-}
-
 /// Writes the HTTP/1.1 request head for the backend into `out`.
 ///
-/// Hop-by-hop headers and those the client's `Connection` lists are left
+/// Hop-by-hop fields and those the client's `Connection` lists are left
 /// out; `Expect` is handled by the proxy itself (it answers `100 Continue`
 /// when it starts reading the body); `upgrade` carries the client's
-/// `Upgrade` value when the connection is being upgraded.
+/// `Upgrade` value when the connection is being upgraded. Field names go
+/// out as the client wrote them.
 pub(crate) fn write_request_head(
     out: &mut Vec<u8>,
-    parts: &request::Parts,
+    req: &RequestHead<'_>,
     body: RequestBody,
-    upgrade: Option<&HeaderValue>,
+    upgrade: Option<&[u8]>,
     fwd: &Forwarding<'_>,
 ) {
-    let headers = &parts.headers;
-    out.extend_from_slice(parts.method.as_str().as_bytes());
+    let fields = &req.fields[..];
+    out.extend_from_slice(req.method.as_str().as_bytes());
     out.push(b' ');
-    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    out.extend_from_slice(if target.is_empty() {
-        b"/"
-    } else {
-        target.as_bytes()
-    });
+    out.extend_from_slice(req.target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
     out.extend_from_slice(fwd.host.as_bytes());
     out.extend_from_slice(b"\r\n");
 
-    let lists_others = headers.get(header::CONNECTION).is_some();
-    for (name, value) in headers {
-        if is_hop_by_hop(name)
-            || is_rewritten(name)
-            || (lists_others && connection_lists(headers, name.as_str()))
-        {
+    let mut lists_others = false;
+    let mut forwarded = false;
+    for &(name, _) in fields {
+        match Role::of(name) {
+            Role::Connection => lists_others = true,
+            Role::Forwarded | Role::XForwardedFor | Role::XForwardedProto | Role::XForwardedHost => {
+                forwarded = true;
+            }
+            _ => {}
+        }
+    }
+    for &(name, value) in fields {
+        let role = Role::of(name);
+        if role.is_hop_by_hop() || role.is_rewritten() || (lists_others && connection_lists(fields, name)) {
             continue;
         }
-        put(out, name.as_str(), value.as_bytes());
+        put(out, name, value);
     }
     match body {
         RequestBody::Length(n) => {
@@ -189,61 +290,57 @@ pub(crate) fn write_request_head(
         }
         RequestBody::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
         RequestBody::Empty => {
-            if matches!(parts.method, Method::POST | Method::PUT | Method::PATCH) {
+            if matches!(*req.method, Method::POST | Method::PUT | Method::PATCH) {
                 out.extend_from_slice(b"content-length: 0\r\n");
             }
         }
     }
     if let Some(upgrade) = upgrade {
         out.extend_from_slice(b"connection: upgrade\r\n");
-        put(out, "upgrade", upgrade.as_bytes());
+        put(out, b"upgrade", upgrade);
     }
-    write_forwarding(out, headers, fwd);
+    let sent = if fwd.trust && forwarded { fields } else { &[] };
+    write_forwarding(out, sent, fwd);
     out.extend_from_slice(b"\r\n");
 }
 
-fn put(out: &mut Vec<u8>, name: &str, value: &[u8]) {
-    out.extend_from_slice(name.as_bytes());
+fn put(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
 }
 
-/// Client-sent values of a header, comma-joined, when trusted.
-fn chain<'h>(
-    headers: &'h HeaderMap,
-    name: &HeaderName,
-    fwd: &Forwarding<'_>,
-) -> impl Iterator<Item = &'h [u8]> {
-    let values = if fwd.trust {
-        Some(headers.get_all(name).iter())
-    } else {
-        None
-    };
-    values.into_iter().flatten().map(HeaderValue::as_bytes)
-}
-
-fn write_forwarding(out: &mut Vec<u8>, headers: &HeaderMap, fwd: &Forwarding<'_>) {
+/// Writes the forwarding fields; `sent` holds the client's fields when
+/// they are trusted (kept and extended), nothing otherwise.
+fn write_forwarding(out: &mut Vec<u8>, sent: &[(&[u8], &[u8])], fwd: &Forwarding<'_>) {
     let proto = if fwd.tls { "https" } else { "http" };
+    let earlier = |role: Role| {
+        sent.iter()
+            .filter(move |(name, _)| Role::of(name) == role)
+            .map(|&(_, value)| value)
+    };
 
     out.extend_from_slice(b"x-forwarded-for: ");
-    for earlier in chain(headers, &X_FORWARDED_FOR, fwd) {
-        out.extend_from_slice(earlier);
+    for value in earlier(Role::XForwardedFor) {
+        out.extend_from_slice(value);
         out.extend_from_slice(b", ");
     }
     out.extend_from_slice(fwd.client.text());
     out.extend_from_slice(b"\r\n");
 
-    for (name, value) in [(X_FORWARDED_PROTO, proto), (X_FORWARDED_HOST, fwd.host)] {
-        match fwd.trust.then(|| headers.get(&name)).flatten() {
-            Some(kept) => put(out, name.as_str(), kept.as_bytes()),
-            None => put(out, name.as_str(), value.as_bytes()),
-        }
+    let ours = [
+        (Role::XForwardedProto, &b"x-forwarded-proto"[..], proto),
+        (Role::XForwardedHost, b"x-forwarded-host", fwd.host),
+    ];
+    for (role, name, value) in ours {
+        let value = first(sent, role).unwrap_or(value.as_bytes());
+        put(out, name, value);
     }
 
     out.extend_from_slice(b"forwarded: ");
-    for earlier in chain(headers, &header::FORWARDED, fwd) {
-        out.extend_from_slice(earlier);
+    for value in earlier(Role::Forwarded) {
+        out.extend_from_slice(value);
         out.extend_from_slice(b", ");
     }
     // `host` only reaches here after `app_of_host` accepted it: no quotes or backslashes.
@@ -292,7 +389,7 @@ mod tests {
             tls: false,
             trust,
         };
-        write_request_head(&mut out, &parts, body, None, &fwd);
+        write_request_head(&mut out, &RequestHead::of(&parts), body, None, &fwd);
         String::from_utf8(out).unwrap()
     }
 
@@ -333,5 +430,90 @@ mod tests {
         assert!(text.contains("x-forwarded-for: 1.2.3.4, ::1\r\n"), "{text}");
         assert!(text.contains("x-forwarded-proto: https\r\n"), "{text}");
         assert!(text.contains("forwarded: for=1.2.3.4, for=\"[::1]\""), "{text}");
+    }
+
+    #[test]
+    fn roles_ignore_case_and_hop_by_hop_fields_are_known() {
+        assert_eq!(Role::of(b"Content-Length"), Role::ContentLength);
+        assert_eq!(Role::of(b"X-FORWARDED-PROTO"), Role::XForwardedProto);
+        assert_eq!(Role::of(b"transfer-Encoding"), Role::TransferEncoding);
+        assert_eq!(Role::of(b"x-forwarded-fox"), Role::Other);
+        assert_eq!(Role::of(b"hosts"), Role::Other);
+        for name in [
+            "te",
+            "Trailer",
+            "keep-alive",
+            "Proxy-Connection",
+            "proxy-authorization",
+        ] {
+            assert_eq!(Role::of(name.as_bytes()), Role::OtherHopByHop, "{name}");
+        }
+        for name in ["connection", "Upgrade", "transfer-encoding", "TE"] {
+            assert!(Role::of(name.as_bytes()).is_hop_by_hop(), "{name}");
+        }
+        assert!(!Role::of(b"date").is_hop_by_hop());
+    }
+
+    #[test]
+    fn raw_fields_keep_their_case_and_lose_what_connection_lists() {
+        let fields: Fields<'_> = [
+            (&b"Host"[..], &b"a.localhost"[..]),
+            (b"Connection", b"X-Secret, keep-alive"),
+            (b"x-secret", b"1"),
+            (b"X-Kept", b"2"),
+            (b"Keep-Alive", b"timeout=5"),
+            (b"X-Forwarded-Host", b"evil.example"),
+        ]
+        .into_iter()
+        .collect();
+        let req = RequestHead {
+            method: &Method::GET,
+            version: Version::HTTP_11,
+            target: "/x?y",
+            authority: None,
+            fields,
+        };
+        assert_eq!(req.host(), Some("a.localhost"));
+        assert_eq!(req.upgrade(), None);
+        let fwd = Forwarding {
+            host: "a.localhost",
+            client: ClientIp::new("10.0.0.9".parse().unwrap()),
+            tls: true,
+            trust: false,
+        };
+        let mut out = Vec::new();
+        write_request_head(&mut out, &req, RequestBody::Empty, None, &fwd);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "GET /x?y HTTP/1.1\r\nhost: a.localhost\r\nX-Kept: 2\r\n\
+             x-forwarded-for: 10.0.0.9\r\nx-forwarded-proto: https\r\n\
+             x-forwarded-host: a.localhost\r\n\
+             forwarded: for=10.0.0.9;host=\"a.localhost\";proto=https\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn an_upgrade_needs_http_1_1_and_connection_upgrade() {
+        let fields = |connection: &'static str| -> Fields<'static> {
+            [
+                (&b"Connection"[..], connection.as_bytes()),
+                (b"Upgrade", b"websocket"),
+            ]
+            .into_iter()
+            .collect()
+        };
+        let req = |version, connection| RequestHead {
+            method: &Method::GET,
+            version,
+            target: "/",
+            authority: None,
+            fields: fields(connection),
+        };
+        assert_eq!(
+            req(Version::HTTP_11, "keep-alive, Upgrade").upgrade(),
+            Some(&b"websocket"[..])
+        );
+        assert_eq!(req(Version::HTTP_11, "keep-alive").upgrade(), None);
+        assert_eq!(req(Version::HTTP_10, "upgrade").upgrade(), None);
     }
 }

@@ -5,17 +5,18 @@ use crate::body::{ProxyBody, UpstreamBody};
 use crate::config::EdgeConfig;
 use crate::exchange::{self, Failure};
 use crate::headers::{
-    app_of_host, connection_lists, request_host, write_request_head, ClientIp, Forwarding, RequestBody,
+    app_of_host, write_request_head, AppLabel, ClientIp, Forwarding, RequestBody, RequestHead,
 };
 use crate::metrics::Tracker;
 use crate::pages;
+use crate::response::ResponseHead;
 use crate::routes::{AppStats, Backend, Routes};
 use crate::tls;
 use crate::tunnel;
 use crate::upstream::{self, Conn, PoolLimits};
 use easydeploy_core::ports::{LoadMetrics, TrafficFigures, TrafficSwitch, Upstream};
 use http::header::{CONNECTION, UPGRADE};
-use http::{request, HeaderValue, Method, Request, Response, StatusCode, Version};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::{Body, Incoming, SizeHint};
 use hyper::upgrade::OnUpgrade;
 use std::net::SocketAddr;
@@ -123,27 +124,33 @@ impl EdgeProxy {
     ) -> Response<ProxyBody> {
         let (mut parts, body) = req.into_parts();
         let on_upgrade = parts.extensions.remove::<OnUpgrade>();
-        self.answer(parts, Some(body), on_upgrade, client, tls).await
+        let route = self.route(&RequestHead::of(&parts), Some(body), on_upgrade, client, tls);
+        drop(parts);
+        match route {
+            Route::Forward(routed) => self.forward(routed).await.into_response(),
+            Route::Answered(res) => res,
+        }
     }
 
-    /// Answers one client request (`body`: `None` when it has none).
-    pub(crate) async fn answer(
+    /// Routes a client request (`body`: `None` when it has none) to its
+    /// app and writes the head its backends get, or answers it at once
+    /// (unknown app, body declared too large).
+    pub(crate) fn route(
         &self,
-        parts: request::Parts,
+        req: &RequestHead<'_>,
         body: Option<Incoming>,
         on_upgrade: Option<OnUpgrade>,
         client: ClientIp,
         tls: bool,
-    ) -> Response<ProxyBody> {
-        let _answering = crate::serve::Answering::begin();
-        let Some(host) = request_host(&parts) else {
-            return pages::unknown_app(None, None);
+    ) -> Route {
+        let Some(host) = req.host() else {
+            return Route::Answered(pages::unknown_app(None, None));
         };
         let Some(app) = app_of_host(host, &self.domain) else {
-            return pages::unknown_app(None, Some(host));
+            return Route::Answered(pages::unknown_app(None, Some(host)));
         };
         let Some(pool) = self.routes.pool(app.as_str()) else {
-            return pages::unknown_app(Some(app.as_str()), None);
+            return Route::Answered(pages::unknown_app(Some(app.as_str()), None));
         };
         let mut tracker = Tracker::new(pool, self.config.metrics);
         let fwd = Forwarding {
@@ -153,9 +160,14 @@ impl EdgeProxy {
             trust: self.config.trust_forwarded_headers,
         };
         let mut head = Vec::with_capacity(512);
-        match self.prepare(&mut head, &parts, body, on_upgrade, &fwd) {
-            Some(prepared) => self.forward(tracker, app.as_str(), &head.into(), prepared).await,
-            None => page(&mut tracker, pages::too_large(self.config.max_body_bytes)),
+        match self.prepare(&mut head, req, body, on_upgrade, &fwd) {
+            Some(prepared) => Route::Forward(Routed {
+                tracker,
+                app,
+                head: head.into(),
+                prepared,
+            }),
+            None => Route::Answered(page(&mut tracker, pages::too_large(self.config.max_body_bytes))),
         }
     }
 
@@ -164,7 +176,7 @@ impl EdgeProxy {
     fn prepare(
         &self,
         head: &mut Vec<u8>,
-        parts: &request::Parts,
+        req: &RequestHead<'_>,
         body: Option<Incoming>,
         on_upgrade: Option<OnUpgrade>,
         fwd: &Forwarding<'_>,
@@ -183,15 +195,11 @@ impl EdgeProxy {
         }
         // Only a connection that can be handed over asks for an upgrade (the
         // proxy's own HTTP/1.1 server never gets one: it passes them to hyper).
-        let upgrade = (on_upgrade.is_some()
-            && parts.version == Version::HTTP_11
-            && connection_lists(&parts.headers, "upgrade"))
-        .then(|| parts.headers.get(UPGRADE))
-        .flatten();
-        write_request_head(head, parts, framing, upgrade, fwd);
+        let upgrade = on_upgrade.is_some().then(|| req.upgrade()).flatten();
+        write_request_head(head, req, framing, upgrade, fwd);
         Some(Prepared {
-            replayable: is_idempotent(&parts.method) && framing == RequestBody::Empty,
-            head_request: parts.method == Method::HEAD,
+            replayable: is_idempotent(req.method) && framing == RequestBody::Empty,
+            head_request: *req.method == Method::HEAD,
             framing,
             sent: 0,
             body: body.filter(|_| framing != RequestBody::Empty),
@@ -202,13 +210,15 @@ impl EdgeProxy {
     /// Sends the request to the pool's next healthy backend, moving on to
     /// the following one when a connection fails and the request can be
     /// replayed (idempotent method, no body).
-    async fn forward(
-        &self,
-        mut t: Tracker,
-        app: &str,
-        head: &bytes::Bytes,
-        mut req: Prepared,
-    ) -> Response<ProxyBody> {
+    pub(crate) async fn forward(&self, routed: Routed) -> Answer {
+        let _answering = crate::serve::Answering::begin();
+        let Routed {
+            tracker: mut t,
+            app,
+            head,
+            prepared: mut req,
+        } = routed;
+        let (app, head) = (app.as_str(), &head);
         let mut attempted = false;
         let pool = t.pool.clone();
         for backend in pool.rotation() {
@@ -228,14 +238,16 @@ impl EdgeProxy {
                     backend.healthy.store(false, Relaxed);
                     tracing::warn!(app, backend = %backend.addr, %error, "edge ejected backend");
                 }
-                Err(Failure::TooLarge) => return page(&mut t, pages::too_large(self.config.max_body_bytes)),
+                Err(Failure::TooLarge) => {
+                    return Answer::Built(page(&mut t, pages::too_large(self.config.max_body_bytes)))
+                }
                 Err(Failure::Timeout) => {
                     tracing::debug!(app, backend = %backend.addr, "edge upstream timed out");
-                    return page(&mut t, pages::upstream_timeout(app));
+                    return Answer::Built(page(&mut t, pages::upstream_timeout(app)));
                 }
                 Err(Failure::Client(error)) => {
                     tracing::debug!(app, %error, "edge client request body failed");
-                    return page(&mut t, pages::bad_request());
+                    return Answer::Built(page(&mut t, pages::bad_request()));
                 }
                 // The backend died before answering (killed mid-request):
                 // a replayable request goes to the next backend. One that
@@ -247,15 +259,15 @@ impl EdgeProxy {
                 }
                 Err(Failure::Upstream(error) | Failure::NotSent(error)) => {
                     tracing::debug!(app, backend = %backend.addr, %error, "edge upstream failed");
-                    return page(&mut t, pages::upstream_error(app));
+                    return Answer::Built(page(&mut t, pages::upstream_error(app)));
                 }
             }
         }
-        if attempted {
+        Answer::Built(if attempted {
             page(&mut t, pages::upstream_unreachable(app))
         } else {
             page(&mut t, pages::no_healthy_replica(app))
-        }
+        })
     }
 
     /// One exchange with `backend` on a pooled connection, or on a new one
@@ -265,7 +277,7 @@ impl EdgeProxy {
         backend: &Backend,
         head: &bytes::Bytes,
         req: &mut Prepared,
-    ) -> Result<(Conn, crate::response::ResponseHead), Failure> {
+    ) -> Result<(Conn, ResponseHead), Failure> {
         let head_request = req.head_request;
         let (timeout, max_body) = (self.config.upstream_timeout, self.config.max_body_bytes);
         if let Some(mut conn) = upstream::checkout(backend.addr, self.limits, req.replayable) {
@@ -301,14 +313,14 @@ impl EdgeProxy {
         &self,
         app: &str,
         conn: Conn,
-        head: crate::response::ResponseHead,
+        head: ResponseHead,
         mut tracker: Tracker,
         on_upgrade: Option<OnUpgrade>,
-    ) -> Response<ProxyBody> {
+    ) -> Answer {
         if head.status == StatusCode::SWITCHING_PROTOCOLS {
-            let (Some(on_upgrade), Some(protocol)) = (on_upgrade, head.upgrade) else {
+            let (Some(on_upgrade), Some(protocol)) = (on_upgrade, head.upgrade.clone()) else {
                 tracing::debug!(app, "edge upstream switched protocols unasked");
-                return page(&mut tracker, pages::upstream_error(app));
+                return Answer::Built(page(&mut tracker, pages::upstream_error(app)));
             };
             tracker.respond(head.status);
             if let Some(guard) = tracker.into_guard() {
@@ -316,18 +328,15 @@ impl EdgeProxy {
             }
             let mut res = Response::new(ProxyBody::Page(None));
             *res.status_mut() = head.status;
-            *res.headers_mut() = head.headers;
+            *res.headers_mut() = head.headers();
             res.headers_mut()
                 .insert(CONNECTION, HeaderValue::from_static("upgrade"));
             res.headers_mut().insert(UPGRADE, protocol);
-            return res;
+            return Answer::Built(res);
         }
         tracker.respond(head.status);
         let body = UpstreamBody::new(conn, head.framing, head.keep_alive, self.limits, tracker);
-        let mut res = Response::new(ProxyBody::Upstream(body));
-        *res.status_mut() = head.status;
-        *res.headers_mut() = head.headers;
-        res
+        Answer::Upstream(head, body)
     }
 
     /// Every [`PROBE_INTERVAL`], tries a TCP connect to each ejected backend
@@ -369,6 +378,48 @@ fn page(tracker: &mut Tracker, res: Response<ProxyBody>) -> Response<ProxyBody> 
     tracker.respond(res.status());
     tracker.bytes_out = res.body().size_hint().exact().unwrap_or(0);
     res
+}
+
+/// What routing made of a request.
+// Never stored: matched at once.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Route {
+    /// To be forwarded to the app's backends.
+    Forward(Routed),
+    /// Answered by the proxy itself.
+    Answered(Response<ProxyBody>),
+}
+
+/// A request routed to an app, with the head its backends get.
+pub(crate) struct Routed {
+    tracker: Tracker,
+    app: AppLabel,
+    head: bytes::Bytes,
+    prepared: Prepared,
+}
+
+/// What the proxy answers a forwarded request with.
+#[allow(clippy::large_enum_variant)] // Never stored: matched at once.
+pub(crate) enum Answer {
+    /// A backend's response: its head as received, and its body.
+    Upstream(ResponseHead, UpstreamBody),
+    /// A page of the proxy's own, or a response built for hyper.
+    Built(Response<ProxyBody>),
+}
+
+impl Answer {
+    /// As a response for hyper (the backend's fields become a header map).
+    pub(crate) fn into_response(self) -> Response<ProxyBody> {
+        match self {
+            Self::Upstream(head, body) => {
+                let mut res = Response::new(ProxyBody::Upstream(body));
+                *res.status_mut() = head.status;
+                *res.headers_mut() = head.headers();
+                res
+            }
+            Self::Built(res) => res,
+        }
+    }
 }
 
 /// A checked request, ready to be sent to a backend.

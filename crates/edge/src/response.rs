@@ -7,11 +7,12 @@
 //! digits (or a list of differing lengths) and obsolete line folding are
 //! refused, as is a head over [`MAX_HEAD`] bytes or [`MAX_HEADERS`] fields.
 
-use crate::fields;
-use crate::headers::is_hop_by_hop;
-use bytes::BytesMut;
-use http::header::{self, HeaderMap, HeaderValue};
+use crate::fields::{self, FieldSpans, Span};
+use crate::headers::{tokens, Role};
+use bytes::{Bytes, BytesMut};
+use http::header::{HeaderMap, HeaderValue};
 use http::StatusCode;
+use smallvec::SmallVec;
 use std::io;
 
 /// Longest response head accepted from a backend.
@@ -32,16 +33,45 @@ pub(crate) enum Framing {
     Close,
 }
 
-/// A parsed response head, hop-by-hop headers already removed.
+/// A parsed response head: the bytes as received, with where the fields
+/// passed on to the client lie in them (hop-by-hop ones, and those the
+/// backend's `Connection` lists, left out).
 #[derive(Debug)]
 pub(crate) struct ResponseHead {
     pub(crate) status: StatusCode,
-    pub(crate) headers: HeaderMap,
+    head: Bytes,
+    fields: FieldSpans,
+    /// A `Content-Length` field is among the fields passed on.
+    pub(crate) has_length: bool,
+    /// A `Date` field is among the fields passed on.
+    pub(crate) has_date: bool,
     pub(crate) framing: Framing,
     /// Whether the connection may carry another request afterwards.
     pub(crate) keep_alive: bool,
-    /// The `Upgrade` header of a 101 response.
+    /// The `Upgrade` value of a 101 response.
     pub(crate) upgrade: Option<HeaderValue>,
+}
+
+impl ResponseHead {
+    /// The fields passed on, as received.
+    pub(crate) fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.fields
+            .iter()
+            .map(|&(name, value)| (name.of(&self.head), value.of(&self.head)))
+    }
+
+    /// The fields passed on as a header map (for hyper), sharing the head's
+    /// bytes. httparse accepts exactly the names and values `http` does
+    /// (tokens; visible ASCII, obs-text, spaces and tabs), so none is lost.
+    pub(crate) fn headers(&self) -> HeaderMap {
+        let mut headers = HeaderMap::with_capacity(self.fields.len());
+        for &span in &self.fields {
+            if let Some((name, value)) = fields::field(&self.head, span) {
+                headers.append(name, value);
+            }
+        }
+        headers
+    }
 }
 
 fn invalid(what: &str) -> io::Error {
@@ -73,55 +103,71 @@ pub(crate) fn parse(buf: &mut BytesMut, head_request: bool) -> io::Result<Option
     let spans = fields::spans_of(buf, res.headers);
     let head = buf.split_to(len).freeze();
 
-    let mut headers = HeaderMap::with_capacity(spans.len());
+    let mut kept = FieldSpans::new();
     let mut keep_alive = http11;
     let mut chunked = false;
     let mut transfer_encoding = false;
     let mut length: Option<u64> = None;
+    let (mut has_length, mut has_date) = (false, false);
     let mut upgrade = None;
-    let mut connection_values = Vec::new();
+    let mut listing: SmallVec<[Span; 2]> = SmallVec::new();
     for &span in &spans {
-        let (name, value) = fields::field(&head, span).ok_or_else(|| invalid("header field"))?;
-        if name == header::CONNECTION {
-            for token in value.to_str().unwrap_or_default().split(',').map(str::trim) {
-                if token.eq_ignore_ascii_case("close") {
-                    keep_alive = false;
-                } else if token.eq_ignore_ascii_case("keep-alive") {
-                    keep_alive = true;
-                } else if !token.eq_ignore_ascii_case("upgrade") {
-                    connection_values.push(token.to_ascii_lowercase());
+        let (name, value) = (span.0.of(&head), span.1.of(&head));
+        let role = Role::of(name);
+        match role {
+            Role::Connection => {
+                for token in tokens(value) {
+                    if token.eq_ignore_ascii_case(b"close") {
+                        keep_alive = false;
+                    } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                        keep_alive = true;
+                    }
+                }
+                listing.push(span.1);
+            }
+            Role::TransferEncoding => {
+                transfer_encoding = true;
+                for coding in tokens(value) {
+                    if coding.is_empty() {
+                        continue;
+                    }
+                    if chunked {
+                        // Only the last coding may be chunked, and only once.
+                        return Err(invalid("transfer coding after chunked"));
+                    }
+                    chunked = coding.eq_ignore_ascii_case(b"chunked");
                 }
             }
-        } else if name == header::TRANSFER_ENCODING {
-            transfer_encoding = true;
-            for coding in value.to_str().unwrap_or_default().split(',').map(str::trim) {
-                if coding.is_empty() {
-                    continue;
+            Role::ContentLength => {
+                for n in tokens(value) {
+                    let n = parse_length(n).ok_or_else(|| invalid("content-length"))?;
+                    if length.is_some_and(|l| l != n) {
+                        return Err(invalid("conflicting content-length"));
+                    }
+                    length = Some(n);
                 }
-                if chunked {
-                    // Only the last coding may be chunked, and only once.
-                    return Err(invalid("transfer coding after chunked"));
-                }
-                chunked = coding.eq_ignore_ascii_case("chunked");
+                has_length = true;
             }
-        } else if name == header::CONTENT_LENGTH {
-            for n in value.as_bytes().split(|b| *b == b',').map(<[u8]>::trim_ascii) {
-                let n = parse_length(n).ok_or_else(|| invalid("content-length"))?;
-                if length.is_some_and(|l| l != n) {
-                    return Err(invalid("conflicting content-length"));
-                }
-                length = Some(n);
-            }
-        } else if name == header::UPGRADE {
-            upgrade = Some(value);
-            continue;
+            Role::Upgrade => upgrade = fields::field(&head, span).map(|(_, value)| value),
+            Role::Date => has_date = true,
+            _ => {}
         }
-        if !is_hop_by_hop(&name) {
-            headers.append(name, value);
+        if !role.is_hop_by_hop() {
+            kept.push(span);
         }
     }
-    for listed in &connection_values {
-        headers.remove(listed.as_str());
+    if !listing.is_empty() {
+        // Fields the backend's `Connection` lists are about that connection only.
+        let listed = |name: Span| {
+            let name = name.of(&head);
+            listing
+                .iter()
+                .any(|v| tokens(v.of(&head)).any(|t| t.eq_ignore_ascii_case(name)))
+        };
+        kept.retain(|&mut (name, _)| !listed(name));
+        let kept_any = |role| kept.iter().any(|&(name, _)| Role::of(name.of(&head)) == role);
+        has_length &= kept_any(Role::ContentLength);
+        has_date &= kept_any(Role::Date);
     }
     if transfer_encoding && (length.is_some() || !http11) {
         // Smuggling material (RFC 9112 §6.1, §6.3): refused, not guessed.
@@ -150,7 +196,10 @@ pub(crate) fn parse(buf: &mut BytesMut, head_request: bool) -> io::Result<Option
     }
     Ok(Some(ResponseHead {
         status,
-        headers,
+        head,
+        fields: kept,
+        has_length,
+        has_date,
         framing,
         keep_alive,
         upgrade,
@@ -185,10 +234,10 @@ mod tests {
         assert_eq!(head.status, StatusCode::OK);
         assert_eq!(head.framing, Framing::Length(5));
         assert!(head.keep_alive);
-        assert_eq!(head.headers.get_all("x-kept").iter().count(), 2);
-        assert!(head.headers.get("x-drop").is_none());
-        assert!(head.headers.get("keep-alive").is_none());
-        assert!(head.headers.get("connection").is_none());
+        assert_eq!(head.headers().get_all("x-kept").iter().count(), 2);
+        assert!(head.headers().get("x-drop").is_none());
+        assert!(head.headers().get("keep-alive").is_none());
+        assert!(head.headers().get("connection").is_none());
         assert_eq!(&rest[..], b"hello");
     }
 
@@ -293,10 +342,10 @@ mod tests {
         }
         text.push_str("\r\nok");
         let (head, rest) = parse_all(&text, false);
-        assert_eq!(head.headers.len(), MAX_HEADERS);
-        assert_eq!(head.headers["x-1"], "v1");
+        assert_eq!(head.headers().len(), MAX_HEADERS);
+        assert_eq!(head.headers()["x-1"], "v1");
         assert_eq!(
-            head.headers[format!("x-{}", MAX_HEADERS - 1)],
+            head.headers()[format!("x-{}", MAX_HEADERS - 1)],
             format!("v{}", MAX_HEADERS - 1)
         );
         assert_eq!(head.framing, Framing::Length(2));

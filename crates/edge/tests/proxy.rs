@@ -8,8 +8,10 @@ use easydeploy_edge::{AppStats, EdgeConfig};
 use http::{Method, Request, StatusCode};
 use http_body_util::Full;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::net::SocketAddr;
 use std::time::Duration;
 use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 #[tokio::test]
@@ -366,5 +368,81 @@ async fn concurrent_keep_alive_clients_each_get_their_own_answers_with_sends_bat
         }
         let stats = edge.proxy.app_stats("app").unwrap();
         assert_eq!(stats.requests, 64 * 5, "batch_sends {batch_sends}");
+    }
+}
+
+/// A backend speaking raw bytes: answers each request head on a connection
+/// with `response` and reports the head it got.
+async fn raw_backend(response: &'static [u8]) -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (heads, received) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let heads = heads.clone();
+            tokio::spawn(async move {
+                let (mut got, mut buf) = (Vec::new(), [0u8; 4096]);
+                loop {
+                    while let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let rest = got.split_off(end + 4);
+                        let _ = heads.send(String::from_utf8(std::mem::replace(&mut got, rest)).unwrap());
+                        conn.write_all(response).await.unwrap();
+                    }
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+            });
+        }
+    });
+    (addr, received)
+}
+
+#[tokio::test]
+async fn hop_by_hop_fields_are_removed_in_any_case_and_the_rest_keep_theirs() {
+    // Plain GETs: served by the proxy's own HTTP/1.1 server, which passes
+    // fields on as bytes (hyper's requests arrive with lowercase names).
+    let edge = edge().await;
+    let (backend, mut heads) = raw_backend(
+        b"HTTP/1.1 200 OK\r\nCONNECTION: X-Drop-Me, keep-alive\r\nX-DROP-ME: 1\r\n\
+          KEEP-ALIVE: timeout=5\r\nX-Kept-Case: Yes\r\nContent-Length: 2\r\n\r\nok",
+    )
+    .await;
+    edge.proxy.set_backends("app", vec![backend]);
+
+    let mut client = TcpStream::connect(edge.addr).await.unwrap();
+    for _ in 0..2 {
+        client
+            .write_all(
+                b"GET /case HTTP/1.1\r\nHost: app.localhost\r\nCONNECTION: X-Secret\r\nx-SECRET: 1\r\n\
+                  Keep-Alive: 300\r\nProxy-Authorization: Basic Zm9v\r\n\
+                  X-Mixed-Case: Yes\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        let forwarded = heads.recv().await.unwrap();
+        let lower = forwarded.to_ascii_lowercase();
+        for name in [
+            "connection:",
+            "x-secret:",
+            "keep-alive:",
+            "te:",
+            "proxy-authorization:",
+        ] {
+            assert!(!lower.contains(name), "{name} reached the backend: {forwarded}");
+        }
+        assert!(forwarded.contains("\r\nX-Mixed-Case: Yes\r\n"), "{forwarded}");
+        assert!(forwarded.starts_with("GET /case HTTP/1.1\r\n"), "{forwarded}");
+
+        let (head, body) = read_raw_head(&mut client).await;
+        let lower = head.to_ascii_lowercase();
+        for name in ["connection:", "x-drop-me:", "keep-alive:"] {
+            assert!(!lower.contains(name), "{name} reached the client: {head}");
+        }
+        assert!(head.contains("\r\nX-Kept-Case: Yes\r\n"), "{head}");
+        assert!(head.contains("\r\nContent-Length: 2\r\n"), "{head}");
+        assert!(lower.contains("\r\ndate: "), "the proxy dates it: {head}");
+        assert_eq!(body, b"ok", "both connections stay usable");
     }
 }
