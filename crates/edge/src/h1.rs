@@ -22,7 +22,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::header;
 use http::{Method, StatusCode, Uri, Version};
 use hyper::body::Body;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice, Write};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -312,25 +312,31 @@ fn response_head(answer: Answer, head_request: bool, close: bool) -> Outgoing {
 }
 
 /// Sends a response: its head, then its body.
-async fn respond(stream: &mut TcpStream, outgoing: Outgoing) -> io::Result<()> {
-    let Outgoing {
-        mut out,
-        body,
-        chunked,
-    } = outgoing;
-    let Some(mut body) = body else {
+fn respond(stream: &mut TcpStream, outgoing: Outgoing) -> impl Future<Output = io::Result<()>> + '_ {
+    let Outgoing { out, body, chunked } = outgoing;
+    send(stream, out, body, chunked)
+}
+
+/// Sends `out`, then `body` if there is one, chunked if so asked.
+async fn send(
+    stream: &mut TcpStream,
+    mut out: Vec<u8>,
+    mut body: Option<ProxyBody>,
+    chunked: bool,
+) -> io::Result<()> {
+    let Some(body) = body.as_mut() else {
         return batch::write_all(stream, &out.into()).await;
     };
     loop {
         // Take what the body has ready; before waiting for more, send what is written.
-        let frame = match poll_fn(|cx| Poll::Ready(Pin::new(&mut body).poll_frame(cx))).await {
+        let frame = match poll_fn(|cx| Poll::Ready(Pin::new(&mut *body).poll_frame(cx))).await {
             Poll::Ready(frame) => frame,
             Poll::Pending => {
                 if !out.is_empty() {
                     stream.write_all(&out).await?;
                     out.clear();
                 }
-                poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+                poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await
             }
         };
         let data = match frame {

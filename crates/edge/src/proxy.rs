@@ -4,9 +4,7 @@
 use crate::body::{ProxyBody, UpstreamBody};
 use crate::config::EdgeConfig;
 use crate::exchange::{self, Failure};
-use crate::headers::{
-    app_of_host, write_request_head, AppLabel, ClientIp, Forwarding, RequestBody, RequestHead,
-};
+use crate::headers::{app_of_host, write_request_head, ClientIp, Forwarding, RequestBody, RequestHead};
 use crate::metrics::Tracker;
 use crate::pages;
 use crate::response::ResponseHead;
@@ -19,6 +17,7 @@ use http::header::{CONNECTION, UPGRADE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::{Body, Incoming, SizeHint};
 use hyper::upgrade::OnUpgrade;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -163,7 +162,6 @@ impl EdgeProxy {
         match self.prepare(&mut head, req, body, on_upgrade, &fwd) {
             Some(prepared) => Route::Forward(Routed {
                 tracker,
-                app,
                 head: head.into(),
                 prepared,
             }),
@@ -210,64 +208,67 @@ impl EdgeProxy {
     /// Sends the request to the pool's next healthy backend, moving on to
     /// the following one when a connection fails and the request can be
     /// replayed (idempotent method, no body).
-    pub(crate) async fn forward(&self, routed: Routed) -> Answer {
-        let _answering = crate::serve::Answering::begin();
-        let Routed {
-            tracker: mut t,
-            app,
-            head,
-            prepared: mut req,
-        } = routed;
-        let (app, head) = (app.as_str(), &head);
-        let mut attempted = false;
-        let pool = t.pool.clone();
-        for backend in pool.rotation() {
-            if !backend.is_healthy() {
-                continue;
+    pub(crate) fn forward(&self, routed: Routed) -> impl Future<Output = Answer> + Send + '_ {
+        let mut routed = routed;
+        // Uses `routed` in place: an `async fn` would hold its argument
+        // twice (rust-lang/rust#62958), and the future would no longer fit
+        // the allocator's small size classes.
+        async move {
+            let _answering = crate::serve::Answering::begin();
+            let pool = routed.tracker.pool.clone();
+            let (t, req, head) = (&mut routed.tracker, &mut routed.prepared, &routed.head);
+            let app = &*pool.app;
+            let mut attempted = false;
+            for backend in pool.rotation() {
+                if !backend.is_healthy() {
+                    continue;
+                }
+                if attempted && !req.replayable {
+                    break;
+                }
+                attempted = true;
+                t.attempt(backend.begin());
+                let result = self.exchange_with(backend, head, req).await;
+                t.bytes_in = req.sent;
+                match result {
+                    Ok((conn, res)) => {
+                        return self.respond(app, conn, res, routed.tracker, req.on_upgrade.take())
+                    }
+                    Err(Failure::Connect(error)) => {
+                        backend.healthy.store(false, Relaxed);
+                        tracing::warn!(app, backend = %backend.addr, %error, "edge ejected backend");
+                    }
+                    Err(Failure::TooLarge) => {
+                        return Answer::Built(page(t, pages::too_large(self.config.max_body_bytes)))
+                    }
+                    Err(Failure::Timeout) => {
+                        tracing::debug!(app, backend = %backend.addr, "edge upstream timed out");
+                        return Answer::Built(page(t, pages::upstream_timeout(app)));
+                    }
+                    Err(Failure::Client(error)) => {
+                        tracing::debug!(app, %error, "edge client request body failed");
+                        return Answer::Built(page(t, pages::bad_request()));
+                    }
+                    // The backend died before answering (killed mid-request):
+                    // a replayable request goes to the next backend. One that
+                    // answered garbage is not asked again.
+                    Err(Failure::Upstream(error) | Failure::NotSent(error))
+                        if req.replayable && error.kind() != std::io::ErrorKind::InvalidData =>
+                    {
+                        tracing::debug!(app, backend = %backend.addr, %error, "edge upstream failed; retrying elsewhere");
+                    }
+                    Err(Failure::Upstream(error) | Failure::NotSent(error)) => {
+                        tracing::debug!(app, backend = %backend.addr, %error, "edge upstream failed");
+                        return Answer::Built(page(t, pages::upstream_error(app)));
+                    }
+                }
             }
-            if attempted && !req.replayable {
-                break;
-            }
-            attempted = true;
-            t.attempt(backend.begin());
-            let result = self.exchange_with(backend, head, &mut req).await;
-            t.bytes_in = req.sent;
-            match result {
-                Ok((conn, res)) => return self.respond(app, conn, res, t, req.on_upgrade.take()),
-                Err(Failure::Connect(error)) => {
-                    backend.healthy.store(false, Relaxed);
-                    tracing::warn!(app, backend = %backend.addr, %error, "edge ejected backend");
-                }
-                Err(Failure::TooLarge) => {
-                    return Answer::Built(page(&mut t, pages::too_large(self.config.max_body_bytes)))
-                }
-                Err(Failure::Timeout) => {
-                    tracing::debug!(app, backend = %backend.addr, "edge upstream timed out");
-                    return Answer::Built(page(&mut t, pages::upstream_timeout(app)));
-                }
-                Err(Failure::Client(error)) => {
-                    tracing::debug!(app, %error, "edge client request body failed");
-                    return Answer::Built(page(&mut t, pages::bad_request()));
-                }
-                // The backend died before answering (killed mid-request):
-                // a replayable request goes to the next backend. One that
-                // answered garbage is not asked again.
-                Err(Failure::Upstream(error) | Failure::NotSent(error))
-                    if req.replayable && error.kind() != std::io::ErrorKind::InvalidData =>
-                {
-                    tracing::debug!(app, backend = %backend.addr, %error, "edge upstream failed; retrying elsewhere");
-                }
-                Err(Failure::Upstream(error) | Failure::NotSent(error)) => {
-                    tracing::debug!(app, backend = %backend.addr, %error, "edge upstream failed");
-                    return Answer::Built(page(&mut t, pages::upstream_error(app)));
-                }
-            }
+            Answer::Built(if attempted {
+                page(t, pages::upstream_unreachable(app))
+            } else {
+                page(t, pages::no_healthy_replica(app))
+            })
         }
-        Answer::Built(if attempted {
-            page(&mut t, pages::upstream_unreachable(app))
-        } else {
-            page(&mut t, pages::no_healthy_replica(app))
-        })
     }
 
     /// One exchange with `backend` on a pooled connection, or on a new one
@@ -393,7 +394,6 @@ pub(crate) enum Route {
 /// A request routed to an app, with the head its backends get.
 pub(crate) struct Routed {
     tracker: Tracker,
-    app: AppLabel,
     head: bytes::Bytes,
     prepared: Prepared,
 }

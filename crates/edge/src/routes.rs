@@ -110,6 +110,8 @@ impl From<&TrafficFigures> for AppStats {
 /// The backends of one app and its round-robin cursor.
 #[derive(Debug)]
 pub(crate) struct Pool {
+    /// The app's name.
+    pub(crate) app: Box<str>,
     pub(crate) backends: Vec<Arc<Backend>>,
     cursor: AtomicUsize,
     /// The app's figures; shared by successive pools of the app.
@@ -251,6 +253,7 @@ impl Routes {
             retired.extend(gone.map(|b| Retired::new(app, b)));
         }
         let pool = Pool {
+            app: app.into(),
             backends,
             cursor: AtomicUsize::new(0),
             traffic: old.map_or_else(|| Arc::new(Traffic::new(self.workers)), |p| p.traffic.clone()),
