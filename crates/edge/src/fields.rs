@@ -23,6 +23,16 @@ impl Span {
         &head[self.start as usize..self.end as usize]
     }
 
+    /// Where it starts.
+    pub(crate) fn start(self) -> usize {
+        self.start as usize
+    }
+
+    /// Where it ends.
+    pub(crate) fn end(self) -> usize {
+        self.end as usize
+    }
+
     /// The same range of a shared `head`, sharing its bytes.
     pub(crate) fn slice(self, head: &Bytes) -> Bytes {
         head.slice(self.start as usize..self.end as usize)

@@ -261,9 +261,7 @@ fn response_head(answer: Answer, head_request: bool, close: bool) -> Outgoing {
     let (status, has_length, has_date, body) = match answer {
         Answer::Upstream(head, body) => {
             status_line(&mut out, head.status);
-            for (name, value) in head.fields() {
-                put(&mut out, name, value);
-            }
+            head.write_fields(&mut out);
             (
                 head.status,
                 head.has_length,

@@ -5,6 +5,7 @@
 
 use http::{request, Method, Version};
 use smallvec::SmallVec;
+use std::borrow::Cow;
 use std::io::Write;
 use std::net::IpAddr;
 
@@ -153,22 +154,10 @@ impl<'a> RequestHead<'a> {
     }
 }
 
-/// An app name read from a host, lowercased on the stack.
-pub(crate) struct AppLabel {
-    buf: [u8; 63],
-    len: usize,
-}
-
-impl AppLabel {
-    pub(crate) fn as_str(&self) -> &str {
-        // Only ASCII bytes are ever copied in.
-        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
-    }
-}
-
 /// The app named by `host` when it is `<app>.<domain>` (after dropping a
-/// numeric port and a trailing dot, ignoring case). `domain` is lowercase.
-pub(crate) fn app_of_host(host: &str, domain: &str) -> Option<AppLabel> {
+/// numeric port and a trailing dot, ignoring case), lowercased (borrowed
+/// from `host` when it already is). `domain` is lowercase.
+pub(crate) fn app_of_host<'h>(host: &'h str, domain: &str) -> Option<Cow<'h, str>> {
     let name = match host.split_once(':') {
         Some((name, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => name,
         Some(_) => return None,
@@ -183,14 +172,13 @@ pub(crate) fn app_of_host(host: &str, domain: &str) -> Option<AppLabel> {
     if app.is_empty() || app.len() > 63 || app.contains(&b'.') || !app.is_ascii() {
         return None;
     }
-    let mut label = AppLabel {
-        buf: [0; 63],
-        len: app.len(),
-    };
-    for (to, from) in label.buf.iter_mut().zip(app) {
-        *to = from.to_ascii_lowercase();
-    }
-    Some(label)
+    // ASCII up to a `.`: a boundary.
+    let app = name.get(..split)?;
+    Some(if app.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(app.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(app)
+    })
 }
 
 /// How the request body is framed towards the backend.
@@ -365,9 +353,13 @@ mod tests {
 
     #[test]
     fn app_is_the_label_before_the_domain() {
-        let app = |h| app_of_host(h, "apps.example.com").map(|l| l.as_str().to_owned());
+        let app = |h| app_of_host(h, "apps.example.com").map(Cow::into_owned);
         assert_eq!(app("shop.apps.example.com").as_deref(), Some("shop"));
         assert_eq!(app("Shop.Apps.Example.com:8080").as_deref(), Some("shop"));
+        assert!(matches!(
+            app_of_host("shop.APPS.example.com", "apps.example.com"),
+            Some(Cow::Borrowed("shop"))
+        ));
         assert_eq!(app("shop.apps.example.com.").as_deref(), Some("shop"));
         assert_eq!(app("apps.example.com"), None);
         assert_eq!(app(".apps.example.com"), None);
@@ -376,6 +368,8 @@ mod tests {
         assert_eq!(app("shop.apps.example.com:x\""), None);
         assert_eq!(app("[::1]:80"), None);
         assert_eq!(app("é.apps.example.com"), None);
+        assert_eq!(app("aé.apps.example.com"), None);
+        assert_eq!(app("shop.appé.example.com"), None);
     }
 
     use http::Request;

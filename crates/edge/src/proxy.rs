@@ -148,8 +148,8 @@ impl EdgeProxy {
         let Some(app) = app_of_host(host, &self.domain) else {
             return Route::Answered(pages::unknown_app(None, Some(host)));
         };
-        let Some(pool) = self.routes.pool(app.as_str()) else {
-            return Route::Answered(pages::unknown_app(Some(app.as_str()), None));
+        let Some(pool) = self.routes.pool(&app) else {
+            return Route::Answered(pages::unknown_app(Some(&app), None));
         };
         let mut tracker = Tracker::new(pool, self.config.metrics);
         let fwd = Forwarding {

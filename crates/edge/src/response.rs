@@ -53,11 +53,35 @@ pub(crate) struct ResponseHead {
 }
 
 impl ResponseHead {
-    /// The fields passed on, as received.
-    pub(crate) fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.fields
-            .iter()
-            .map(|&(name, value)| (name.of(&self.head), value.of(&self.head)))
+    /// Writes the fields passed on to `out` as HTTP/1.1 lines: runs of
+    /// consecutive fields whose lines end in CRLF are copied as they came,
+    /// each run at once; other lines are rewritten.
+    pub(crate) fn write_fields(&self, out: &mut Vec<u8>) {
+        let head = &self.head[..];
+        let mut run: Option<(usize, usize)> = None;
+        for &(name, value) in &self.fields {
+            let line_end = line_end(head, value.end());
+            match (run, line_end) {
+                (Some((start, end)), Some(next)) if end == name.start() => run = Some((start, next)),
+                (_, Some(next)) => {
+                    if let Some((start, end)) = run {
+                        out.extend_from_slice(&head[start..end]);
+                    }
+                    run = Some((name.start(), next));
+                }
+                (_, None) => {
+                    if let Some((start, end)) = run.take() {
+                        out.extend_from_slice(&head[start..end]);
+                    }
+                    for part in [name.of(head), b": ", value.of(head), b"\r\n"] {
+                        out.extend_from_slice(part);
+                    }
+                }
+            }
+        }
+        if let Some((start, end)) = run {
+            out.extend_from_slice(&head[start..end]);
+        }
     }
 
     /// The fields passed on as a header map (for hyper), sharing the head's
@@ -72,6 +96,16 @@ impl ResponseHead {
         }
         headers
     }
+}
+
+/// Where the line of a field whose value ends at `value_end` ends, just
+/// after its CRLF; `None` when it ends in a bare LF.
+fn line_end(head: &[u8], value_end: usize) -> Option<usize> {
+    let rest = head.get(value_end..)?;
+    let blanks = rest.iter().take_while(|b| matches!(b, b' ' | b'\t')).count();
+    rest[blanks..]
+        .starts_with(b"\r\n")
+        .then_some(value_end + blanks + 2)
 }
 
 fn invalid(what: &str) -> io::Error {
@@ -350,5 +384,35 @@ mod tests {
         );
         assert_eq!(head.framing, Framing::Length(2));
         assert_eq!(&rest[..], b"ok");
+    }
+
+    fn written(text: &str) -> String {
+        let (head, _) = parse_all(text, false);
+        let mut out = Vec::new();
+        head.write_fields(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn fields_go_out_as_they_came_less_those_dropped() {
+        assert_eq!(
+            written("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-A:tight \r\nX-B: b\r\n\r\n"),
+            "Content-Length: 0\r\nX-A:tight \r\nX-B: b\r\n"
+        );
+        assert_eq!(
+            written(
+                "HTTP/1.1 200 OK\r\nX-A: a\r\nConnection: keep-alive, X-Gone\r\nX-Gone: 1\r\n\
+                 Keep-Alive: timeout=5\r\nX-B: b\r\nContent-Length: 0\r\n\r\n"
+            ),
+            "X-A: a\r\nX-B: b\r\nContent-Length: 0\r\n"
+        );
+    }
+
+    #[test]
+    fn bare_line_feeds_are_written_as_crlf() {
+        assert_eq!(
+            written("HTTP/1.1 200 OK\nX-A: a\nContent-Length: 0\r\nX-B: b\n\n"),
+            "X-A: a\r\nContent-Length: 0\r\nX-B: b\r\n"
+        );
     }
 }
