@@ -1,8 +1,8 @@
 //! The proxy's own HTTP/1.1 server for the common case: plain-text
 //! requests without a body, kept alive. A connection holds no buffer while
-//! it is idle; each request head is read into a small buffer that its
-//! header values then share (no copies), and each response head goes out
-//! with the first body bytes in one write. The header read timeout runs on
+//! it is idle; each request head is read into a small buffer and its
+//! fields are passed on as bytes from there (no header map), and each
+//! response head goes out with the first body bytes in one write. The header read timeout runs on
 //! one timer per connection, re-armed at most once a second.
 //!
 //! Anything else — TLS, HTTP/2, a request body, `Expect`, `Upgrade`, `TE`,
@@ -22,7 +22,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::header;
 use http::{Method, StatusCode, Uri, Version};
 use hyper::body::Body;
-use std::future::{poll_fn, Future};
+use std::future::poll_fn;
 use std::io::{self, IoSlice, Write};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -163,8 +163,8 @@ pub(crate) async fn serve(
             Route::Answered(res) => Answer::Built(res),
         };
         let close = close || shutdown.is_cancelled();
-        let outgoing = response_head(answer, head_request, close);
-        if Box::pin(respond(stream, outgoing)).await.is_err() || close {
+        let Outgoing { out, body, chunked } = response_head(answer, head_request, close);
+        if Box::pin(send(stream, out, body, chunked)).await.is_err() || close {
             return Served::Closed;
         }
     }
@@ -309,13 +309,10 @@ fn response_head(answer: Answer, head_request: bool, close: bool) -> Outgoing {
     }
 }
 
-/// Sends a response: its head, then its body.
-fn respond(stream: &mut TcpStream, outgoing: Outgoing) -> impl Future<Output = io::Result<()>> + '_ {
-    let Outgoing { out, body, chunked } = outgoing;
-    send(stream, out, body, chunked)
-}
-
-/// Sends `out`, then `body` if there is one, chunked if so asked.
+/// Sends a response: `out` (its head), then `body` if there is one,
+/// chunked if so asked. The body is used in place: moved out of the
+/// argument, it would be held twice and the boxed future would outgrow
+/// the allocator's small size classes.
 async fn send(
     stream: &mut TcpStream,
     mut out: Vec<u8>,

@@ -14,9 +14,9 @@
 //! backend pool (no lock on the request path; the route table is swapped
 //! atomically with [`arc_swap::ArcSwap`]; traffic counters are sharded per
 //! worker), plain HTTP/1.1 requests without a body served by the proxy's
-//! own small server (hyper serves the rest), request heads written to the
-//! backend straight from the client's request, response heads parsed in
-//! place, response bodies read from the backend by the client connection's
+//! own small server (hyper serves the rest) with no header maps: the
+//! client's fields go into the backend's head as bytes and the backend's
+//! head is passed on in runs of bytes as it came, response bodies read from the backend by the client connection's
 //! own task, coarse per-connection timers, local replicas dialed from
 //! inside their network namespace (see
 //! [`Upstream::netns`](easydeploy_core::ports::Upstream::netns)), the small

@@ -1,5 +1,6 @@
 //! Response side: parsing a backend's HTTP/1.x response head in place
-//! (header values share the read buffer) and deciding its body framing.
+//! (kept as received, with where the fields passed on lie in it) and
+//! deciding its body framing.
 //!
 //! Strict where RFC 9112 lets an intermediary be (a bad head is a 502, not
 //! a guess): `Content-Length` next to `Transfer-Encoding`, `Transfer-Encoding`
