@@ -89,20 +89,19 @@ pub(crate) fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
     value.split(|b| *b == b',').map(<[u8]>::trim_ascii)
 }
 
-/// Whether a `Connection` field of `fields` lists `token` (any case).
-pub(crate) fn connection_lists(fields: &[(&[u8], &[u8])], token: &[u8]) -> bool {
-    fields
-        .iter()
-        .filter(|(name, _)| Role::of(name) == Role::Connection)
-        .flat_map(|(_, value)| tokens(value))
-        .any(|t| t.eq_ignore_ascii_case(token))
+/// Whether one of the `Connection` values lists `name` (any case).
+pub(crate) fn listed<'v>(connection: impl IntoIterator<Item = &'v [u8]>, name: &[u8]) -> bool {
+    connection
+        .into_iter()
+        .flat_map(tokens)
+        .any(|t| t.eq_ignore_ascii_case(name))
 }
 
-/// The first value of the fields with `role`.
-fn first<'a>(fields: &[(&'a [u8], &'a [u8])], role: Role) -> Option<&'a [u8]> {
+/// The values of the fields with `role`, in order.
+fn values<'f, 'a>(fields: &'f [(&'a [u8], &'a [u8])], role: Role) -> impl Iterator<Item = &'a [u8]> + 'f {
     fields
         .iter()
-        .find(|(name, _)| Role::of(name) == role)
+        .filter(move |(name, _)| Role::of(name) == role)
         .map(|&(_, value)| value)
 }
 
@@ -140,17 +139,18 @@ impl<'a> RequestHead<'a> {
     pub(crate) fn host(&self) -> Option<&'a str> {
         match self.authority {
             Some(authority) => Some(authority),
-            None => std::str::from_utf8(first(&self.fields, Role::Host)?).ok(),
+            None => std::str::from_utf8(values(&self.fields, Role::Host).next()?).ok(),
         }
     }
 
     /// The `Upgrade` value of an HTTP/1.1 request whose `Connection` lists
     /// `upgrade`.
     pub(crate) fn upgrade(&self) -> Option<&'a [u8]> {
-        if self.version != Version::HTTP_11 || !connection_lists(&self.fields, b"upgrade") {
+        let connection = values(&self.fields, Role::Connection);
+        if self.version != Version::HTTP_11 || !listed(connection, b"upgrade") {
             return None;
         }
-        first(&self.fields, Role::Upgrade)
+        values(&self.fields, Role::Upgrade).next()
     }
 }
 
@@ -254,11 +254,11 @@ pub(crate) fn write_request_head(
     out.extend_from_slice(fwd.host.as_bytes());
     out.extend_from_slice(b"\r\n");
 
-    let mut lists_others = false;
+    let mut connection: SmallVec<[&[u8]; 2]> = SmallVec::new();
     let mut forwarded = false;
-    for &(name, _) in fields {
+    for &(name, value) in fields {
         match Role::of(name) {
-            Role::Connection => lists_others = true,
+            Role::Connection => connection.push(value),
             Role::Forwarded | Role::XForwardedFor | Role::XForwardedProto | Role::XForwardedHost => {
                 forwarded = true;
             }
@@ -267,7 +267,7 @@ pub(crate) fn write_request_head(
     }
     for &(name, value) in fields {
         let role = Role::of(name);
-        if role.is_hop_by_hop() || role.is_rewritten() || (lists_others && connection_lists(fields, name)) {
+        if role.is_hop_by_hop() || role.is_rewritten() || listed(connection.iter().copied(), name) {
             continue;
         }
         put(out, name, value);
@@ -303,14 +303,9 @@ fn put(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 /// they are trusted (kept and extended), nothing otherwise.
 fn write_forwarding(out: &mut Vec<u8>, sent: &[(&[u8], &[u8])], fwd: &Forwarding<'_>) {
     let proto = if fwd.tls { "https" } else { "http" };
-    let earlier = |role: Role| {
-        sent.iter()
-            .filter(move |(name, _)| Role::of(name) == role)
-            .map(|&(_, value)| value)
-    };
 
     out.extend_from_slice(b"x-forwarded-for: ");
-    for value in earlier(Role::XForwardedFor) {
+    for value in values(sent, Role::XForwardedFor) {
         out.extend_from_slice(value);
         out.extend_from_slice(b", ");
     }
@@ -322,12 +317,12 @@ fn write_forwarding(out: &mut Vec<u8>, sent: &[(&[u8], &[u8])], fwd: &Forwarding
         (Role::XForwardedHost, b"x-forwarded-host", fwd.host),
     ];
     for (role, name, value) in ours {
-        let value = first(sent, role).unwrap_or(value.as_bytes());
+        let value = values(sent, role).next().unwrap_or(value.as_bytes());
         put(out, name, value);
     }
 
     out.extend_from_slice(b"forwarded: ");
-    for value in earlier(Role::Forwarded) {
+    for value in values(sent, Role::Forwarded) {
         out.extend_from_slice(value);
         out.extend_from_slice(b", ");
     }

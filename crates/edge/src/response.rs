@@ -9,7 +9,7 @@
 //! refused, as is a head over [`MAX_HEAD`] bytes or [`MAX_HEADERS`] fields.
 
 use crate::fields::{self, FieldSpans, Span};
-use crate::headers::{tokens, Role};
+use crate::headers::{listed, tokens, Role};
 use bytes::{Bytes, BytesMut};
 use http::header::{HeaderMap, HeaderValue};
 use http::StatusCode;
@@ -193,13 +193,8 @@ pub(crate) fn parse(buf: &mut BytesMut, head_request: bool) -> io::Result<Option
     }
     if !listing.is_empty() {
         // Fields the backend's `Connection` lists are about that connection only.
-        let listed = |name: Span| {
-            let name = name.of(&head);
-            listing
-                .iter()
-                .any(|v| tokens(v.of(&head)).any(|t| t.eq_ignore_ascii_case(name)))
-        };
-        kept.retain(|&mut (name, _)| !listed(name));
+        let connection = || listing.iter().map(|v| v.of(&head));
+        kept.retain(|&mut (name, _)| !listed(connection(), name.of(&head)));
         let kept_any = |role| kept.iter().any(|&(name, _)| Role::of(name.of(&head)) == role);
         has_length &= kept_any(Role::ContentLength);
         has_date &= kept_any(Role::Date);
