@@ -507,6 +507,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::generated;
+    use crate::headers::{write_request_head, Forwarding, RequestBody};
 
     fn parsed(text: &str) -> (Parsed, BytesMut) {
         let mut buf = BytesMut::from(text.as_bytes());
@@ -587,6 +589,107 @@ mod tests {
             let (p, rest) = parsed(text);
             assert!(matches!(p, Parsed::Other), "{text:?}");
             assert_eq!(&rest[..], text.as_bytes(), "nothing consumed: {text:?}");
+        }
+    }
+
+    /// Fields the proxy writes itself into a backend's request head.
+    const OWN: [&str; 7] = [
+        "host",
+        "content-length",
+        "expect",
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+    ];
+
+    #[test]
+    fn generated_requests_reach_every_outcome() {
+        let mut seen = [0; 3];
+        for raw in generated::sample(generated::request(), 2000) {
+            let outcome = match parse(&mut BytesMut::from(&raw[..])) {
+                Parsed::Request(..) => 0,
+                Parsed::Partial => 1,
+                Parsed::Other => 2,
+            };
+            seen[outcome] += 1;
+        }
+        assert!(seen.iter().all(|&n| n >= 200), "served, partial, other: {seen:?}");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+
+        /// Whatever a client sends, this server either leaves every byte
+        /// for hyper (or for more bytes) or serves a bodiless HTTP/1.1
+        /// request whose head it consumed exactly, and then writes a
+        /// backend head that parses, keeps the client's other fields as
+        /// sent and in order, and carries no hop-by-hop field, no field
+        /// the client's `Connection` lists, and only the proxy's own
+        /// forwarding fields (the client's are not trusted by default).
+        #[test]
+        fn requests_are_served_only_when_simple_and_forwarded_clean(raw in generated::request()) {
+            use generated::{connection_tokens, crlf_only, named, owned, passed_on};
+            use proptest::prelude::*;
+            let mut buf = BytesMut::from(&raw[..]);
+            let (req, close) = match parse(&mut buf) {
+                Parsed::Request(req, close) => (req, close),
+                Parsed::Partial | Parsed::Other => {
+                    prop_assert_eq!(&buf[..], &raw[..], "nothing consumed");
+                    return Ok(());
+                }
+            };
+            let mut slots = [httparse::EMPTY_HEADER; 100];
+            let mut sent = httparse::Request::new(&mut slots);
+            let len = match sent.parse(&raw) {
+                Ok(httparse::Status::Complete(len)) => len,
+                other => {
+                    return Err(TestCaseError::fail(format!("served a head httparse reads as {other:?}")));
+                }
+            };
+            prop_assert_eq!(&buf[..], &raw[len..], "the head consumed, the rest left");
+            let fields = owned(sent.headers);
+            prop_assert_eq!(sent.version, Some(1));
+            prop_assert!(sent.path.is_some_and(|p| p.starts_with('/')));
+            prop_assert_ne!(sent.method, Some("CONNECT"));
+            for (name, value) in &fields {
+                prop_assert!(!named(name, &["transfer-encoding", "expect", "upgrade", "te"]));
+                if named(name, &["content-length"]) {
+                    prop_assert_eq!(value.trim_ascii(), b"0");
+                }
+            }
+            let tokens = connection_tokens(&fields);
+            prop_assert!(!tokens.iter().any(|t| t == b"upgrade"));
+            prop_assert_eq!(close, tokens.iter().any(|t| t == b"close"));
+
+            let forwarding = Forwarding {
+                host: "app.localhost",
+                client: ClientIp::new([10, 0, 0, 7].into()),
+                tls: false,
+                trust: false,
+            };
+            let mut out = Vec::new();
+            write_request_head(&mut out, &req.head(), RequestBody::Empty, None, &forwarding);
+            prop_assert!(crlf_only(&out), "lines end in CRLF: {:?}", String::from_utf8_lossy(&out));
+            let mut slots = [httparse::EMPTY_HEADER; 100];
+            let mut forwarded = httparse::Request::new(&mut slots);
+            prop_assert_eq!(forwarded.parse(&out), Ok(httparse::Status::Complete(out.len())));
+            prop_assert_eq!(forwarded.method, sent.method);
+            prop_assert_eq!(forwarded.path, sent.path);
+            let out_fields = owned(forwarded.headers);
+            let copied: Vec<_> = out_fields.iter().filter(|(n, _)| !named(n, &OWN)).cloned().collect();
+            prop_assert_eq!(copied, passed_on(&fields, &OWN));
+            let own = |name: &str| -> Vec<&[u8]> {
+                out_fields.iter().filter(|(n, _)| named(n, &[name])).map(|(_, v)| &v[..]).collect()
+            };
+            prop_assert_eq!(own("host"), [b"app.localhost"]);
+            prop_assert_eq!(own("x-forwarded-for"), [b"10.0.0.7"]);
+            prop_assert_eq!(own("x-forwarded-proto"), [b"http"]);
+            prop_assert_eq!(own("x-forwarded-host"), [b"app.localhost"]);
+            prop_assert_eq!(own("forwarded"), [&b"for=10.0.0.7;host=\"app.localhost\";proto=http"[..]]);
+            let with_body = ["POST", "PUT", "PATCH"].contains(&sent.method.unwrap_or_default());
+            let lengths = own("content-length");
+            prop_assert_eq!(lengths, if with_body { vec![&b"0"[..]] } else { vec![] });
         }
     }
 

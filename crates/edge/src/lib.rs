@@ -46,6 +46,8 @@ mod chunked;
 mod config;
 mod exchange;
 mod fields;
+#[cfg(test)]
+mod generated;
 mod h1;
 mod headers;
 mod metrics;

@@ -139,7 +139,8 @@ pub(crate) fn parse(buf: &mut BytesMut, head_request: bool) -> io::Result<Option
     let head = buf.split_to(len).freeze();
 
     let mut kept = FieldSpans::new();
-    let mut keep_alive = http11;
+    // `close` anywhere wins; `keep-alive` matters to HTTP/1.0 only.
+    let (mut close, mut keep_alive_asked) = (false, false);
     let mut chunked = false;
     let mut transfer_encoding = false;
     let mut length: Option<u64> = None;
@@ -153,9 +154,9 @@ pub(crate) fn parse(buf: &mut BytesMut, head_request: bool) -> io::Result<Option
             Role::Connection => {
                 for token in tokens(value) {
                     if token.eq_ignore_ascii_case(b"close") {
-                        keep_alive = false;
+                        close = true;
                     } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                        keep_alive = true;
+                        keep_alive_asked = true;
                     }
                 }
                 listing.push(span.1);
@@ -221,9 +222,7 @@ pub(crate) fn parse(buf: &mut BytesMut, head_request: bool) -> io::Result<Option
     } else {
         Framing::Close
     };
-    if framing == Framing::Close {
-        keep_alive = false;
-    }
+    let keep_alive = !close && (http11 || keep_alive_asked) && framing != Framing::Close;
     Ok(Some(ResponseHead {
         status,
         head,
@@ -309,11 +308,105 @@ mod tests {
         );
         let (head, _) = parse_all("HTTP/1.0 200 OK\r\n\r\n", false);
         assert_eq!((head.framing, head.keep_alive), (Framing::Close, false));
+        for connection in ["close", "close, keep-alive", "keep-alive, close"] {
+            let text = format!("HTTP/1.1 200 OK\r\nConnection: {connection}\r\nContent-Length: 0\r\n\r\n");
+            assert!(!parse_all(&text, false).0.keep_alive, "{connection}");
+        }
         let (head, _) = parse_all(
-            "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+            "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n",
             false,
         );
-        assert!(!head.keep_alive);
+        assert!(head.keep_alive, "HTTP/1.0 asking to be kept");
+    }
+
+    #[test]
+    fn generated_responses_reach_every_outcome() {
+        let mut seen = [0; 4];
+        for raw in crate::generated::sample(crate::generated::response(), 2000) {
+            let outcome = match parse(&mut BytesMut::from(&raw[..]), false) {
+                Ok(Some(head)) if head.keep_alive => 0,
+                Ok(Some(_)) => 1,
+                Ok(None) => 2,
+                Err(_) => 3,
+            };
+            seen[outcome] += 1;
+        }
+        assert!(
+            seen.iter().all(|&n| n >= 200),
+            "kept alive, not kept, partial, refused: {seen:?}"
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+
+        /// Whatever a backend sends, its head is refused, left for more
+        /// bytes, or consumed exactly; a client then gets every field but
+        /// the hop-by-hop ones and those the backend's `Connection` lists,
+        /// as sent and in order (and hyper's connections the same fields);
+        /// the backend connection is reused only when the response is
+        /// HTTP/1.1 or asks for it, does not ask to close, and has a known
+        /// end.
+        #[test]
+        fn backend_heads_pass_on_all_but_hop_by_hop_fields(
+            raw in crate::generated::response(),
+            head_request in proptest::prelude::any::<bool>(),
+        ) {
+            use crate::generated::{connection_tokens, crlf_only, named, owned, passed_on};
+            use proptest::prelude::*;
+            let mut buf = BytesMut::from(&raw[..]);
+            let head = match parse(&mut buf, head_request) {
+                Ok(Some(head)) => head,
+                Ok(None) => {
+                    prop_assert_eq!(&buf[..], &raw[..], "nothing consumed");
+                    return Ok(());
+                }
+                Err(error) => {
+                    prop_assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+                    return Ok(());
+                }
+            };
+            let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut received = httparse::Response::new(&mut slots);
+            let len = match received.parse(&raw) {
+                Ok(httparse::Status::Complete(len)) => len,
+                other => {
+                    return Err(TestCaseError::fail(format!("took a head httparse reads as {other:?}")));
+                }
+            };
+            prop_assert_eq!(&buf[..], &raw[len..], "the head consumed, the body left");
+            let fields = owned(received.headers);
+            let expected = passed_on(&fields, &[]);
+
+            let mut out = b"HTTP/1.1 200 OK\r\n".to_vec();
+            head.write_fields(&mut out);
+            out.extend_from_slice(b"\r\n");
+            prop_assert!(crlf_only(&out), "lines end in CRLF: {:?}", String::from_utf8_lossy(&out));
+            let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut sent = httparse::Response::new(&mut slots);
+            prop_assert_eq!(sent.parse(&out), Ok(httparse::Status::Complete(out.len())));
+            prop_assert_eq!(owned(sent.headers), expected.clone());
+
+            let mut map: Vec<_> = head
+                .headers()
+                .iter()
+                .map(|(n, v)| (n.as_str().as_bytes().to_vec(), v.as_bytes().to_vec()))
+                .collect();
+            let mut lowered: Vec<_> =
+                expected.iter().map(|(n, v)| (n.to_ascii_lowercase(), v.clone())).collect();
+            map.sort();
+            lowered.sort();
+            prop_assert_eq!(map, lowered, "hyper's connections get the same fields");
+
+            let tokens = connection_tokens(&fields);
+            if head.keep_alive {
+                prop_assert!(!tokens.iter().any(|t| t == b"close"));
+                prop_assert!(received.version == Some(1) || tokens.iter().any(|t| t == b"keep-alive"));
+                prop_assert_ne!(head.framing, Framing::Close);
+            }
+            prop_assert_eq!(head.has_length, expected.iter().any(|(n, _)| named(n, &["content-length"])));
+            prop_assert_eq!(head.has_date, expected.iter().any(|(n, _)| named(n, &["date"])));
+        }
     }
 
     #[test]
