@@ -8,7 +8,7 @@ use easydeploy::server::{self, ServerConfig};
 /// mimalloc instead of the system allocator: the edge proxy, which serves
 /// every request in this process, spent 4 % of its CPU in glibc's malloc
 /// and free; with mimalloc its CPU per proxied request is 8–10 % lower
-/// (README, "Edge proxy benchmark").
+/// (docs/edge-proxy-benchmark.md, "The allocator").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -174,7 +174,7 @@ pub struct EdgeArgs {
     /// Edge worker threads (0: one per core). Fewer workers than cores
     /// trade requests per second for a shorter latency tail where the apps
     /// share the cores (measured with one worker on two cores; see "Edge
-    /// proxy benchmark" in the README).
+    /// proxy benchmark" in the README and docs/edge-proxy-benchmark.md).
     #[arg(long, env = "EASYDEPLOY_EDGE_WORKERS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1024))]
     pub edge_workers: u64,
 }
