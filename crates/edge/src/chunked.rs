@@ -177,6 +177,100 @@ mod tests {
         assert_eq!(data, b"abc");
     }
 
+    /// A chunked encoding of `chunks` (sizes in either case, with up to
+    /// three leading zeros, some with extensions) and of `trailers`.
+    fn encode(chunks: &[(Vec<u8>, bool, u8, bool)], trailers: &[(String, String)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (data, upper, zeros, ext) in chunks.iter().filter(|c| !c.0.is_empty()) {
+            let size = if *upper {
+                format!("{:X}", data.len())
+            } else {
+                format!("{:x}", data.len())
+            };
+            out.extend("0".repeat(usize::from(*zeros)).as_bytes());
+            out.extend(size.as_bytes());
+            if *ext {
+                out.extend(b" ;name=\"v;1\"");
+            }
+            out.extend(b"\r\n");
+            out.extend(data);
+            out.extend(b"\r\n");
+        }
+        out.extend(b"0\r\n");
+        for (name, value) in trailers {
+            out.extend(format!("{name}: {value}\r\n").as_bytes());
+        }
+        out.extend(b"\r\n");
+        out
+    }
+
+    /// Decodes `input` fed in pieces cut at `cuts`; the data, the trailers
+    /// and the bytes after the body, or the error.
+    fn decode_in_pieces(input: &[u8], cuts: &[usize]) -> io::Result<(Vec<u8>, Option<HeaderMap>, Vec<u8>)> {
+        let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
+        cuts.push(input.len());
+        cuts.sort_unstable();
+        let (mut dec, mut buf, mut data, mut fed) = (Chunked::Size, BytesMut::new(), Vec::new(), 0);
+        for cut in cuts {
+            buf.extend_from_slice(&input[fed..cut]);
+            fed = cut;
+            loop {
+                match dec.decode(&mut buf)? {
+                    Decoded::Data(d) => data.extend_from_slice(&d),
+                    Decoded::End(t) => {
+                        buf.extend_from_slice(&input[fed..]);
+                        return Ok((data, t, buf.to_vec()));
+                    }
+                    Decoded::More => break,
+                }
+            }
+        }
+        Err(io::ErrorKind::UnexpectedEof.into())
+    }
+
+    proptest::proptest! {
+        /// However a chunked body is cut into reads, the decoder yields its
+        /// data and trailers whole and stops where the body ends.
+        #[test]
+        fn chunked_bodies_decode_whole_across_any_reads(
+            chunks in proptest::collection::vec(
+                (proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+                 proptest::prelude::any::<bool>(), 0u8..4, proptest::prelude::any::<bool>()),
+                0..6,
+            ),
+            trailers in proptest::collection::vec(("x-[a-z]{1,8}", "[!-~]{1,12}"), 0..3),
+            cuts in proptest::collection::vec(proptest::prelude::any::<usize>(), 0..8),
+        ) {
+            let mut input = encode(&chunks, &trailers);
+            input.extend(b"HTTP/1.1 200 OK\r\n");
+            let (data, got, rest) = decode_in_pieces(&input, &cuts).expect("decodes");
+            let expected: Vec<u8> = chunks.iter().flat_map(|c| c.0.clone()).collect();
+            proptest::prop_assert_eq!(data, expected);
+            proptest::prop_assert_eq!(rest, b"HTTP/1.1 200 OK\r\n".to_vec(), "the next response is left");
+            let mut got: Vec<(String, String)> = got
+                .iter()
+                .flatten()
+                .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
+                .collect();
+            let mut trailers = trailers;
+            got.sort();
+            trailers.sort();
+            proptest::prop_assert_eq!(got, trailers);
+        }
+
+        /// Arbitrary bytes never make the decoder panic, nor yield more
+        /// data than they hold.
+        #[test]
+        fn arbitrary_bytes_are_decoded_or_refused(
+            input in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+            cuts in proptest::collection::vec(proptest::prelude::any::<usize>(), 0..4),
+        ) {
+            if let Ok((data, _, rest)) = decode_in_pieces(&input, &cuts) {
+                proptest::prop_assert!(data.len() + rest.len() < input.len());
+            }
+        }
+    }
+
     #[test]
     fn rejects_malformed_chunks() {
         for bad in [
