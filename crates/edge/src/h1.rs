@@ -525,7 +525,7 @@ mod tests {
         assert!(!close);
         let head = req.head();
         assert_eq!((head.method, head.target), (&Method::GET, "/a?b=1"));
-        assert_eq!(head.host(), Some("x.localhost"));
+        assert_eq!(head.host(), Ok(Some("x.localhost")));
         let fields: Vec<_> = head.fields.iter().map(|&(n, v)| (n, v)).collect();
         assert_eq!(
             fields,

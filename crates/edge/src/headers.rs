@@ -135,11 +135,21 @@ impl<'a> RequestHead<'a> {
     }
 
     /// The host the client asked for, as sent: the URI authority or else
-    /// the (first) `Host` field.
-    pub(crate) fn host(&self) -> Option<&'a str> {
-        match self.authority {
-            Some(authority) => Some(authority),
-            None => std::str::from_utf8(values(&self.fields, Role::Host).next()?).ok(),
+    /// the `Host` field (`None` for an HTTP/1.0 request without one). An
+    /// HTTP/1.1 request without a `Host`, with several, or with one that is
+    /// not UTF-8 is an error (RFC 9112 §3.2: answered with a 400).
+    pub(crate) fn host(&self) -> Result<Option<&'a str>, &'static str> {
+        if let Some(authority) = self.authority {
+            return Ok(Some(authority));
+        }
+        let mut hosts = values(&self.fields, Role::Host);
+        match (hosts.next(), hosts.next()) {
+            (Some(_), Some(_)) => Err("The request has more than one Host header."),
+            (Some(host), None) => std::str::from_utf8(host)
+                .map(Some)
+                .map_err(|_| "The request's Host header is not valid text."),
+            (None, _) if self.version == Version::HTTP_11 => Err("The request has no Host header."),
+            (None, _) => Ok(None),
         }
     }
 
@@ -462,7 +472,7 @@ mod tests {
             authority: None,
             fields,
         };
-        assert_eq!(req.host(), Some("a.localhost"));
+        assert_eq!(req.host(), Ok(Some("a.localhost")));
         assert_eq!(req.upgrade(), None);
         let fwd = Forwarding {
             host: "a.localhost",

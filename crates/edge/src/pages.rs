@@ -100,6 +100,11 @@ pub(crate) fn too_large(max: u64) -> Response<ProxyBody> {
     )
 }
 
+/// 400: the request names no host, several, or one that is not text.
+pub(crate) fn bad_host(problem: &'static str) -> Response<ProxyBody> {
+    page(StatusCode::BAD_REQUEST, "bad_host", "Bad request", problem)
+}
+
 /// 400: the client's request body was cut short or malformed.
 pub(crate) fn bad_request() -> Response<ProxyBody> {
     page(

@@ -142,8 +142,10 @@ impl EdgeProxy {
         client: ClientIp,
         tls: bool,
     ) -> Route {
-        let Some(host) = req.host() else {
-            return Route::Answered(pages::unknown_app(None, None));
+        let host = match req.host() {
+            Ok(Some(host)) => host,
+            Ok(None) => return Route::Answered(pages::unknown_app(None, None)),
+            Err(problem) => return Route::Answered(pages::bad_host(problem)),
         };
         let Some(app) = app_of_host(host, &self.domain) else {
             return Route::Answered(pages::unknown_app(None, Some(host)));

@@ -446,3 +446,53 @@ async fn hop_by_hop_fields_are_removed_in_any_case_and_the_rest_keep_theirs() {
         assert_eq!(body, b"ok", "both connections stay usable");
     }
 }
+
+#[tokio::test]
+async fn requests_naming_no_host_or_several_get_400() {
+    let edge = edge().await;
+    let (backend, mut heads) = raw_backend(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
+    edge.proxy.set_backends("app", vec![backend]);
+
+    // Plain GETs go to the proxy's own server, requests with a body to hyper.
+    let cases: [(&[u8], u16, &str); 6] = [
+        (
+            b"GET / HTTP/1.1\r\nHost: app.localhost\r\nHost: other.localhost\r\n\r\n",
+            400,
+            "bad_host",
+        ),
+        (b"GET / HTTP/1.1\r\nX-Other: 1\r\n\r\n", 400, "bad_host"),
+        (b"GET / HTTP/1.1\r\nHost: \xff.localhost\r\n\r\n", 400, "bad_host"),
+        (
+            b"POST / HTTP/1.1\r\nHost: app.localhost\r\nhost: app.localhost\r\nContent-Length: 2\r\n\r\nhi",
+            400,
+            "bad_host",
+        ),
+        (b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi", 400, "bad_host"),
+        // HTTP/1.0 may leave Host out: it just names no app.
+        (b"GET / HTTP/1.0\r\n\r\n", 404, "unknown_app"),
+    ];
+    for (request, status, code) in cases {
+        let mut client = TcpStream::connect(edge.addr).await.unwrap();
+        client.write_all(request).await.unwrap();
+        let (head, _) = read_raw_head(&mut client).await;
+        let shown = String::from_utf8_lossy(request);
+        let got = head.split(' ').nth(1);
+        assert_eq!(got, Some(&*status.to_string()), "{shown}: {head}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains(&format!("x-easydeploy-error: {code}\r\n")),
+            "{shown}: {head}"
+        );
+    }
+    assert!(heads.try_recv().is_err(), "no request reached the backend");
+
+    // One Host still routes.
+    let mut client = TcpStream::connect(edge.addr).await.unwrap();
+    client
+        .write_all(b"GET / HTTP/1.1\r\nHost: app.localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, body) = read_raw_head(&mut client).await;
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    assert_eq!(body, b"ok");
+}
