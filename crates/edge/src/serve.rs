@@ -369,6 +369,115 @@ fn reuse_port_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListene
 #[cfg(test)]
 mod tests {
     use super::*;
+    use easydeploy_core::ports::TrafficSwitch;
+
+    /// A backend answering every request head it reads with `ok`.
+    async fn ok_backend() -> SocketAddr {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let (mut got, mut buf) = (Vec::new(), [0u8; 4096]);
+                    loop {
+                        while let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                            got.drain(..end + 4);
+                            let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                            if conn.write_all(ok).await.is_err() {
+                                return;
+                            }
+                        }
+                        match conn.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => got.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    /// Sends `request` on a new connection, closes the sending side and
+    /// returns everything the proxy answered.
+    async fn exchange(proxy: SocketAddr, request: &[u8]) -> Vec<u8> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut conn = TcpStream::connect(proxy).await.unwrap();
+        // The proxy may answer and close before it has read everything.
+        let _ = conn.write_all(request).await;
+        let _ = conn.shutdown().await;
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut answer));
+        let _ = read.await.expect("an answer or a close within the timeouts");
+        answer
+    }
+
+    /// Generated requests (valid, malformed, cut short; half of them for a
+    /// deployed app) sent to a running proxy in front of a real backend:
+    /// each gets an HTTP/1.x answer or a close, no worker panics, and the
+    /// proxy still serves a plain request afterwards.
+    #[tokio::test]
+    async fn generated_requests_get_an_answer_or_a_close_and_the_proxy_stays_up() {
+        static PANICS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if std::thread::current()
+                .name()
+                .is_some_and(|n| n.starts_with("edge-"))
+            {
+                PANICS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            previous(info);
+        }));
+        let config = crate::EdgeConfig {
+            header_read_timeout: Duration::from_secs(2),
+            ..crate::EdgeConfig::default()
+        };
+        let proxy = EdgeProxy::try_new(config).unwrap();
+        proxy.set_backends("app", vec![ok_backend().await]);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        tokio::spawn(proxy.clone().serve(listener, shutdown.clone()));
+
+        let requests = crate::generated::sample(crate::generated::request(), 400);
+        let mut answered = 0;
+        for (i, mut request) in requests.into_iter().enumerate() {
+            if i % 2 == 0 {
+                if let Some(line_end) = request.iter().position(|&b| b == b'\n') {
+                    request.splice(
+                        line_end + 1..line_end + 1,
+                        b"Host: app.localhost\r\n".iter().copied(),
+                    );
+                }
+            }
+            let answer = exchange(addr, &request).await;
+            if !answer.is_empty() {
+                answered += 1;
+                assert!(
+                    answer.starts_with(b"HTTP/1.1 ") || answer.starts_with(b"HTTP/1.0 "),
+                    "{:?} got {:?}",
+                    String::from_utf8_lossy(&request),
+                    String::from_utf8_lossy(&answer)
+                );
+            }
+        }
+        assert!(answered >= 200, "most requests are answered: {answered} of 400");
+        let plain = exchange(addr, b"GET / HTTP/1.1\r\nHost: app.localhost\r\n\r\n").await;
+        assert!(
+            plain.starts_with(b"HTTP/1.1 200 OK\r\n"),
+            "{:?}",
+            String::from_utf8_lossy(&plain)
+        );
+        assert!(plain.ends_with(b"\r\n\r\nok"));
+        assert_eq!(
+            PANICS.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "no edge worker panicked"
+        );
+        shutdown.cancel();
+    }
 
     #[test]
     fn workers_batching_their_sends_do_not_pause_before_sleeping() {
