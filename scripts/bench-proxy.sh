@@ -165,7 +165,13 @@ run() { # run NAME URL CONNS MODE
   local name=$1 url=$2 conns=$3 mode=$4 extra=() out
   [ "$mode" = close ] && extra=(-H 'Connection: close')
   wrk -t"$THREADS" -c"$conns" -d1s -H 'Host: bench.localhost' "${extra[@]}" "$url" >/dev/null 2>&1 || true
-  out=$(wrk -t"$THREADS" -c"$conns" -d"${DURATION}s" --latency -H 'Host: bench.localhost' "${extra[@]}" "$url" 2>&1)
+  if ! out=$(wrk -t"$THREADS" -c"$conns" -d"${DURATION}s" --latency -H 'Host: bench.localhost' "${extra[@]}" "$url" 2>&1); then
+    # Say which target stopped answering, and what the server logged last.
+    [ -s "$WORK/server.log" ] && printf '[bench] server log (last lines):\n%s\n' "$(tail -20 "$WORK/server.log")" >&2
+    [ -n "$SERVER_PID" ] && { kill -0 "$SERVER_PID" 2>/dev/null && say "server: running" || say "server: exited"; }
+    docker ps -a --filter label=easydeploy.app=bench --format '[bench] replica {{.Names}}: {{.Status}}' >&2 2>/dev/null || true
+    die "wrk against $name ($url, $conns connections, $mode) failed: $(tail -3 <<<"$out")"
+  fi
   local key="$name/$conns/$mode"
   # Each pass appends; `median` reduces them once every pass ran.
   RPS[$key]+=" $(awk '/^Requests\/sec/ { printf "%d", $2 }' <<<"$out")"
