@@ -161,8 +161,21 @@ trap cleanup EXIT
 # --- wrk ---------------------------------------------------------------------------
 to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n *= 1; else if (v ~ /s$/) n *= 1000; printf "%.2f", n }'; }
 declare -A RPS P50 P99 ERR
+# Waits (at most 65 s: TIME_WAIT lasts 60) until fewer than 1,000 of the
+# host's connections to the replica are in TIME_WAIT. `Connection: close`
+# runs leave that many behind (wrk directly, Caddy across the bridge), and
+# the kernel reuses their ports only towards loopback (tcp_tw_reuse=2): the
+# next run against the replica's address could then find no free port.
+settle_ports() {
+  local waited=0
+  while [ "$(ss -Htan state time-wait dst "$UPSTREAM" | wc -l)" -gt 1000 ] && [ "$waited" -lt 65 ]; do
+    sleep 1
+    waited=$((waited + 1))
+  done
+}
 run() { # run NAME URL CONNS MODE
   local name=$1 url=$2 conns=$3 mode=$4 extra=() out
+  settle_ports
   [ "$mode" = close ] && extra=(-H 'Connection: close')
   wrk -t"$THREADS" -c"$conns" -d1s -H 'Host: bench.localhost' "${extra[@]}" "$url" >/dev/null 2>&1 || true
   if ! out=$(wrk -t"$THREADS" -c"$conns" -d"${DURATION}s" --latency -H 'Host: bench.localhost' "${extra[@]}" "$url" 2>&1); then
