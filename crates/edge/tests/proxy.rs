@@ -472,9 +472,7 @@ async fn requests_naming_no_host_or_several_get_400() {
         (b"GET / HTTP/1.0\r\n\r\n", 404, "unknown_app"),
     ];
     for (request, status, code) in cases {
-        let mut client = TcpStream::connect(edge.addr).await.unwrap();
-        client.write_all(request).await.unwrap();
-        let (head, _) = read_raw_head(&mut client).await;
+        let (head, _) = raw_request(edge.addr, request).await;
         let shown = String::from_utf8_lossy(request);
         let got = head.split(' ').nth(1);
         assert_eq!(got, Some(&*status.to_string()), "{shown}: {head}");
@@ -487,12 +485,7 @@ async fn requests_naming_no_host_or_several_get_400() {
     assert!(heads.try_recv().is_err(), "no request reached the backend");
 
     // One Host still routes.
-    let mut client = TcpStream::connect(edge.addr).await.unwrap();
-    client
-        .write_all(b"GET / HTTP/1.1\r\nHost: app.localhost\r\n\r\n")
-        .await
-        .unwrap();
-    let (head, body) = read_raw_head(&mut client).await;
+    let (head, body) = raw_request(edge.addr, b"GET / HTTP/1.1\r\nHost: app.localhost\r\n\r\n").await;
     assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
     assert_eq!(body, b"ok");
 }

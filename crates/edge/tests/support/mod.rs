@@ -417,6 +417,14 @@ pub async fn refused_addr() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], easydeploy_testkit::free_port()))
 }
 
+/// Sends `request` as is on a new connection to `addr` and reads the
+/// response head (text) and what followed it.
+pub async fn raw_request(addr: SocketAddr, request: &[u8]) -> (String, Vec<u8>) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    read_raw_head(&mut stream).await
+}
+
 /// Reads from a raw connection until a full response head has arrived;
 /// returns the head (text) and what followed it.
 pub async fn read_raw_head(stream: &mut TcpStream) -> (String, Vec<u8>) {
