@@ -13,7 +13,7 @@
 use crate::batch;
 use crate::body::ProxyBody;
 use crate::fields::{self, FieldSpans, Span};
-use crate::headers::{ClientIp, RequestHead};
+use crate::headers::{put, ClientIp, RequestHead};
 use crate::proxy::{Answer, EdgeProxy, Route};
 use crate::timer;
 use crate::tls;
@@ -370,13 +370,6 @@ fn status_line(out: &mut Vec<u8>, status: StatusCode) {
     out.extend_from_slice(status.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
-    out.extend_from_slice(b"\r\n");
-}
-
-fn put(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
 }
 

@@ -302,7 +302,8 @@ pub(crate) fn write_request_head(
     out.extend_from_slice(b"\r\n");
 }
 
-fn put(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+/// Writes the field `name: value` and its CRLF.
+pub(crate) fn put(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);

@@ -300,13 +300,7 @@ impl Client {
             .serve_connection(TokioIo::new(io), self.service(tls))
             .with_upgrades();
         tokio::pin!(conn);
-        let result = tokio::select! {
-            result = conn.as_mut() => result,
-            () = self.shutdown.cancelled() => {
-                conn.as_mut().graceful_shutdown();
-                conn.await
-            }
-        };
+        let result = until_shutdown(conn, &self.shutdown, |c| c.graceful_shutdown()).await;
         if let Err(error) = result {
             tracing::debug!(peer = %self.peer, %error, "edge connection ended with an error");
         }
@@ -321,15 +315,25 @@ impl Client {
             .h2
             .serve_connection(TokioIo::new(io), self.service(tls));
         tokio::pin!(conn);
-        let result = tokio::select! {
-            result = conn.as_mut() => result,
-            () = self.shutdown.cancelled() => {
-                conn.as_mut().graceful_shutdown();
-                conn.await
-            }
-        };
+        let result = until_shutdown(conn, &self.shutdown, |c| c.graceful_shutdown()).await;
         if let Err(error) = result {
             tracing::debug!(peer = %self.peer, %error, "edge HTTP/2 connection ended with an error");
+        }
+    }
+}
+
+/// Runs a hyper connection to its end; once `shutdown` fires, asks it to
+/// finish the requests under way (`graceful`) and waits for that.
+async fn until_shutdown<C: Future>(
+    mut conn: std::pin::Pin<&mut C>,
+    shutdown: &CancellationToken,
+    graceful: fn(std::pin::Pin<&mut C>),
+) -> C::Output {
+    tokio::select! {
+        output = conn.as_mut() => output,
+        () = shutdown.cancelled() => {
+            graceful(conn.as_mut());
+            conn.await
         }
     }
 }

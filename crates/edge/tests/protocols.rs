@@ -299,10 +299,7 @@ async fn tls_with_alpn_h2_and_http1_next_to_plain_http() {
 
     // HTTP/2 over TLS.
     let tls = tls_connect(&edge, &der, b"h2").await;
-    let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let mut sender = h2_sender(tls).await;
     let req = Request::get("https://app.localhost/")
         .body(Full::<Bytes>::default())
         .unwrap();
@@ -349,11 +346,7 @@ async fn h2c_streams_request_and_response_bodies() {
     let edge = edge().await;
     edge.proxy.set_backends("app", vec![upstream("a").await]);
     let stream = TcpStream::connect(edge.addr).await.unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let mut sender = h2_sender(stream).await;
     let req = Request::post("http://app.localhost/count")
         .body(Full::<Bytes>::from(vec![1u8; 100_000]))
         .unwrap();

@@ -7,7 +7,6 @@ use easydeploy_core::ports::TrafficSwitch;
 use easydeploy_edge::{AppStats, EdgeConfig};
 use http::{Method, Request, StatusCode};
 use http_body_util::Full;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::net::SocketAddr;
 use std::time::Duration;
 use support::*;
@@ -272,11 +271,7 @@ async fn h2c_requests_are_routed_by_authority() {
     edge.proxy.set_backends("app", vec![upstream("a").await]);
 
     let stream = TcpStream::connect(edge.addr).await.unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let mut sender = h2_sender(stream).await;
     let req = Request::get("http://app.localhost/h2")
         .body(Full::<Bytes>::default())
         .unwrap();

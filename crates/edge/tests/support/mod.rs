@@ -380,6 +380,19 @@ pub async fn send(req: Request<Full<Bytes>>) -> Answer {
     read(res).await
 }
 
+/// An HTTP/2 client over `io` (h2c on a TCP stream, or TLS with ALPN h2);
+/// the connection runs on its own task.
+pub async fn h2_sender<I>(io: I) -> hyper::client::conn::http2::SendRequest<Full<Bytes>>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    sender
+}
+
 pub async fn read(res: Response<Incoming>) -> Answer {
     let (parts, body) = res.into_parts();
     let body = body.collect().await.expect("response body").to_bytes();
