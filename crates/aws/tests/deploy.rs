@@ -163,14 +163,8 @@ async fn deploy_redeploy_scale_and_destroy_on_aws() {
         .await
         .unwrap();
     assert!(source.content_length().unwrap_or(0) > 0);
-    let projects = clients
-        .codebuild
-        .batch_get_projects()
-        .names(&repo_name)
-        .send()
-        .await
-        .unwrap();
-    let project = &projects.projects()[0];
+    let projects = support::projects(&clients, &repo_name).await;
+    let project = &projects[0];
     assert!(project.environment().unwrap().privileged_mode().unwrap_or(false));
     assert_eq!(project.source().unwrap().r#type().as_str(), "S3");
     assert_eq!(project.service_role(), Some(infra.codebuild_role_arn.as_str()));
@@ -220,15 +214,8 @@ async fn deploy_redeploy_scale_and_destroy_on_aws() {
         format!("/{prefix}/apps/shop")
     );
 
-    let services = clients
-        .ecs
-        .describe_services()
-        .cluster(&infra.cluster_name)
-        .services("shop")
-        .send()
-        .await
-        .unwrap();
-    let service = &services.services()[0];
+    let services = support::shop_services(&clients, &infra).await;
+    let service = &services[0];
     assert_eq!(service.desired_count(), 2);
     assert_eq!(service.task_definition(), Some(first_td.as_str()));
     // moto does not echo every setting back: check those it returns.
@@ -265,15 +252,8 @@ async fn deploy_redeploy_scale_and_destroy_on_aws() {
     assert_eq!(group.target_type().unwrap().as_str(), "ip");
     assert_eq!(group.vpc_id(), Some(infra.vpc_id.as_str()));
     assert_eq!(group.health_check_path(), Some("/"));
-    let rules = clients
-        .elb
-        .describe_rules()
-        .listener_arn(&infra.listener_arn)
-        .send()
-        .await
-        .unwrap();
+    let rules = support::listener_rules(&clients, &infra).await;
     let rule = rules
-        .rules()
         .iter()
         .find(|r| {
             r.actions()
@@ -337,16 +317,8 @@ async fn deploy_redeploy_scale_and_destroy_on_aws() {
     aws.runtime.verify(&second, &replicas2).await.unwrap();
     aws.runtime.promote(&second, &replicas2).await.unwrap();
     assert!(replicas2[0].id.ends_with(":2"), "{}", replicas2[0].id);
-    let services = clients
-        .ecs
-        .describe_services()
-        .cluster(&infra.cluster_name)
-        .services("shop")
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        services.services()[0].task_definition(),
+        support::shop_services(&clients, &infra).await[0].task_definition(),
         Some(replicas2[0].id.as_str())
     );
 
@@ -371,16 +343,8 @@ async fn deploy_redeploy_scale_and_destroy_on_aws() {
     let error = failing.runtime.verify(&fourth, &replicas4).await.unwrap_err();
     assert!(error.message.contains("GET / answered 500"), "{}", error.message);
     failing.runtime.discard(&replicas4).await.unwrap();
-    let services = clients
-        .ecs
-        .describe_services()
-        .cluster(&infra.cluster_name)
-        .services("shop")
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        services.services()[0].task_definition(),
+        support::shop_services(&clients, &infra).await[0].task_definition(),
         Some(replicas3[0].id.as_str()),
         "previous release serving"
     );
@@ -425,27 +389,10 @@ async fn deploy_redeploy_scale_and_destroy_on_aws() {
     // destroy: nothing of the app is left, nor its tenant's user (its last app)
     aws.runtime.destroy(&app).await.unwrap();
     aws.runtime.destroy(&app).await.unwrap();
-    let services = clients
-        .ecs
-        .describe_services()
-        .cluster(&infra.cluster_name)
-        .services("shop")
-        .send()
-        .await
-        .unwrap();
-    assert!(services.services().iter().all(|s| s.status() == Some("INACTIVE")));
-    let rules = clients
-        .elb
-        .describe_rules()
-        .listener_arn(&infra.listener_arn)
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        rules.rules().iter().all(|r| r.is_default().unwrap_or(false)),
-        "{:?}",
-        rules.rules()
-    );
+    let services = support::shop_services(&clients, &infra).await;
+    assert!(services.iter().all(|s| s.status() == Some("INACTIVE")));
+    let rules = support::listener_rules(&clients, &infra).await;
+    assert!(rules.iter().all(|r| r.is_default().unwrap_or(false)), "{rules:?}");
     assert!(clients
         .elb
         .describe_target_groups()
@@ -467,14 +414,7 @@ async fn deploy_redeploy_scale_and_destroy_on_aws() {
         "{:?}",
         active.task_definition_arns()
     );
-    let projects = clients
-        .codebuild
-        .batch_get_projects()
-        .names(&repo_name)
-        .send()
-        .await
-        .unwrap();
-    assert!(projects.projects().is_empty());
+    assert!(support::projects(&clients, &repo_name).await.is_empty());
     assert!(clients
         .ecr
         .describe_repositories()
@@ -571,16 +511,8 @@ async fn discarding_a_task_stops_it() {
         .unwrap();
     assert_eq!(described.tasks()[0].desired_status(), Some("STOPPED"));
     // The release itself is untouched: the service still runs it.
-    let services = clients
-        .ecs
-        .describe_services()
-        .cluster(&infra.cluster_name)
-        .services("shop")
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        services.services()[0].task_definition(),
+        support::shop_services(&clients, &infra).await[0].task_definition(),
         Some(replicas[0].id.as_str())
     );
 }

@@ -87,14 +87,8 @@ async fn efs_builds_read_the_checkout_from_the_mounted_workspace() {
 
     // The project as moto stores it: no source, the buildspec starts in the workspace, in the VPC.
     let inside = format!("/mnt/easydeploy-workspace/acme/shop/{commit}");
-    let projects = clients
-        .codebuild
-        .batch_get_projects()
-        .names(format!("{prefix}-shop"))
-        .send()
-        .await
-        .unwrap();
-    let project = &projects.projects()[0];
+    let projects = support::projects(&clients, &format!("{prefix}-shop")).await;
+    let project = &projects[0];
     let source = project.source().unwrap();
     assert_eq!(source.r#type().as_str(), "NO_SOURCE");
     assert!(
@@ -202,16 +196,6 @@ async fn efs_builds_read_the_checkout_from_the_mounted_workspace() {
         Some(builds.clone()),
         None,
     );
-    let project = |clients: easydeploy_aws::AwsClients, name: String| async move {
-        let found = clients
-            .codebuild
-            .batch_get_projects()
-            .names(name)
-            .send()
-            .await
-            .unwrap();
-        found.projects()[0].clone()
-    };
     for (backends, expect_s3) in [(&on_s3, true), (&aws, false)] {
         let tag = format!("{repository}:{}", if expect_s3 { "on-s3" } else { "on-efs" });
         builds.expect(BuildStatus::Succeeded, None, &tag);
@@ -226,7 +210,8 @@ async fn efs_builds_read_the_checkout_from_the_mounted_workspace() {
             )
             .await
             .unwrap();
-        let now = project(clients.clone(), format!("{prefix}-shop")).await;
+        let projects = support::projects(&clients, &format!("{prefix}-shop")).await;
+        let now = &projects[0];
         let source = now.source().unwrap();
         if expect_s3 {
             assert_eq!(source.r#type().as_str(), "S3");

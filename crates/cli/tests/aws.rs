@@ -15,7 +15,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{commit, free_port, git_repo, STEPS};
+use support::{commit, free_port, git_repo, states, STEPS};
 
 const MOTO: &str = "/opt/easydeploy-moto/bin/moto_server";
 
@@ -136,15 +136,6 @@ impl Api {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-}
-
-fn states(d: &Value) -> Vec<String> {
-    d["transitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["state"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 fn app_files(html: &str) -> Vec<(&'static str, Vec<u8>)> {

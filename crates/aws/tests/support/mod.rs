@@ -118,10 +118,7 @@ impl Intercept for Fault {
         _components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let operation = cfg
-            .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
-            .map(|m| m.name().to_owned())
-            .unwrap_or_default();
+        let operation = operation_name(cfg);
         if operation != self.operation {
             return Ok(());
         }
@@ -138,6 +135,13 @@ impl Intercept for Fault {
         *context.response_mut() = response;
         Ok(())
     }
+}
+
+/// The name of the operation a call makes (e.g. `CreateProject`).
+fn operation_name(cfg: &ConfigBag) -> String {
+    cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
+        .map(|m| m.name().to_owned())
+        .unwrap_or_default()
 }
 
 /// Status, reason, repository and tag of the next build.
@@ -228,7 +232,6 @@ impl easydeploy_core::ports::LogSink for Lines {
     }
 }
 
-/// A unique lowercase name for a test's resources.
 /// Shared infrastructure bootstrapped in moto under a fresh prefix (no NAT
 /// gateway), its apps at `APP.<apps_domain>`.
 pub async fn infrastructure(clients: &AwsClients, apps_domain: &str) -> Infrastructure {
@@ -245,8 +248,49 @@ pub async fn infrastructure(clients: &AwsClients, apps_domain: &str) -> Infrastr
     .unwrap()
 }
 
+/// A unique lowercase name for a test's resources.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+}
+
+/// The cluster's ECS services named `shop`, inactive ones included.
+pub async fn shop_services(clients: &AwsClients, infra: &Infrastructure) -> Vec<aws_sdk_ecs::types::Service> {
+    let described = clients
+        .ecs
+        .describe_services()
+        .cluster(&infra.cluster_name)
+        .services("shop")
+        .send()
+        .await
+        .unwrap();
+    described.services.unwrap_or_default()
+}
+
+/// The rules of the load balancer's listener, its default rule included.
+pub async fn listener_rules(
+    clients: &AwsClients,
+    infra: &Infrastructure,
+) -> Vec<aws_sdk_elasticloadbalancingv2::types::Rule> {
+    let described = clients
+        .elb
+        .describe_rules()
+        .listener_arn(&infra.listener_arn)
+        .send()
+        .await
+        .unwrap();
+    described.rules.unwrap_or_default()
+}
+
+/// The CodeBuild projects named `name`: none once it is deleted.
+pub async fn projects(clients: &AwsClients, name: &str) -> Vec<aws_sdk_codebuild::types::Project> {
+    let found = clients
+        .codebuild
+        .batch_get_projects()
+        .names(name)
+        .send()
+        .await
+        .unwrap();
+    found.projects.unwrap_or_default()
 }
 
 /// Records the JSON bodies of the calls it sees, by operation, and gives
@@ -281,10 +325,7 @@ impl Intercept for Recorder {
         _components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let operation = cfg
-            .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
-            .map(|m| m.name().to_owned())
-            .unwrap_or_default();
+        let operation = operation_name(cfg);
         let request = context.request_mut();
         let Some(mut body) = request
             .body()

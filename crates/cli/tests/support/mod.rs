@@ -249,18 +249,23 @@ impl TestServer {
     /// States a deployment went through, in order.
     pub async fn history(&self, id: &str) -> Vec<String> {
         let (_, d) = self.get(&format!("/deployments/{id}")).await;
-        d["transitions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t["state"].as_str().unwrap().to_owned())
-            .collect()
+        states(&d)
     }
 
     /// Containers of an app on the engine (any state), by name.
     pub fn containers(&self, app: &str) -> Vec<String> {
         containers_with_label(&format!("easydeploy.app={app}"))
     }
+}
+
+/// States a deployment (as the API returns it) went through, in order.
+pub fn states(deployment: &Value) -> Vec<String> {
+    deployment["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["state"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 /// What the CLI did.
