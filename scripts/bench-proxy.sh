@@ -27,7 +27,8 @@
 # of the platform); the full run does the same comparison after the peers,
 # against the deployed upstream, then the same for two standalone edges
 # dialing the replica inside its network namespace or across the bridge,
-# with wake-up coalescing on and off, and with batched sends on and off.
+# with wake-up coalescing on and off, with batched sends on and off, and
+# with workers pinned to CPUs (connections steered by CPU) or free.
 #
 # Instructions: the edge alone (`bench edge`), nginx and HAProxy (one
 # process or thread each, the same configuration otherwise) in front of the
@@ -52,7 +53,9 @@
 # runs, and each proxy's RSS holding IDLE idle keep-alive client
 # connections (each opened with one request).
 # Every proxy gets the same work: keep-alive to the upstream, X-Forwarded-*
-# headers, no access log. Every proxy (and the loopback upstream) runs in
+# headers, no access log; and, as the edge pins its workers to CPUs by
+# default, nginx's workers and HAProxy's threads are pinned too
+# (`worker_cpu_affinity auto`, `cpu-map auto:1/1-N 0-(N-1)`). Every proxy (and the loopback upstream) runs in
 # its own session, as a service would: nginx and HAProxy daemonize; the
 # server, Caddy and the standalone edges are started with `setsid`, as
 # scripts/quickstart.sh starts the server. With the kernel's autogroup
@@ -300,6 +303,7 @@ haproxy_conf() {
 global
   maxconn $((NOFILE / 2 - 100))
   nbthread $3
+  $([ "$3" -gt 1 ] && echo "cpu-map auto:1/1-$3 0-$(($3 - 1))")
 defaults
   mode http
   timeout connect 2s
@@ -435,7 +439,7 @@ else
 fi
 
 # --- peers -------------------------------------------------------------------------
-nginx_conf "$WORK/nginx.conf" "$NGINX_PORT" "worker_processes auto;"
+nginx_conf "$WORK/nginx.conf" "$NGINX_PORT" "worker_processes auto; worker_cpu_affinity auto;"
 haproxy_conf "$WORK/haproxy.cfg" "$HAPROXY_PORT" "$(nproc)"
 cat >"$WORK/Caddyfile" <<EOF
 {
@@ -638,4 +642,8 @@ if [ "$MODE" = all ]; then
   # Batched sends on (the default) vs off (each ÷ batch below 1: what
   # sending a round's small writes together through io_uring saves).
   compare_edges "Edge batched sends" batch "on $SANDBOX" each "on nobatch $SANDBOX"
+  # Workers pinned to their CPUs, connections steered to the worker of the
+  # CPU their packets arrive on (the default) vs workers free to run on any
+  # CPU (free ÷ pinned below 1: what keeping a connection on one CPU saves).
+  compare_edges "Edge CPU locality" pinned "on $SANDBOX" free "on free $SANDBOX"
 fi

@@ -177,6 +177,12 @@ pub struct EdgeArgs {
     /// proxy benchmark" in the README and docs/edge-proxy-benchmark.md).
     #[arg(long, env = "EASYDEPLOY_EDGE_WORKERS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1024))]
     pub edge_workers: u64,
+    /// With one edge worker per CPU: each worker pinned to its CPU, serving
+    /// the connections whose packets arrive there, so a client and its
+    /// worker wake each other on one core (`pinned`); or workers free to
+    /// run on any CPU, connections spread by hash (`free`).
+    #[arg(long, env = "EASYDEPLOY_EDGE_CPUS", default_value = "pinned", value_parser = ["pinned", "free"])]
+    pub edge_cpus: String,
 }
 
 impl Default for EdgeArgs {
@@ -195,6 +201,7 @@ impl Default for EdgeArgs {
             edge_wakeups: "coalesce".into(),
             edge_sends: "batch".into(),
             edge_workers: 0,
+            edge_cpus: "pinned".into(),
         }
     }
 }
@@ -217,6 +224,7 @@ impl EdgeArgs {
             coalesce_wakeups: self.edge_wakeups != "each",
             batch_sends: self.edge_sends != "each",
             threads: usize::try_from(self.edge_workers).unwrap_or(0),
+            cpu_locality: self.edge_cpus != "free",
             ..EdgeConfig::default()
         }
     }
@@ -478,6 +486,8 @@ mod tests {
             "each",
             "--edge-workers",
             "1",
+            "--edge-cpus",
+            "free",
         ])
         .unwrap()
         .config("apps.test");
@@ -489,8 +499,9 @@ mod tests {
         assert!(!config.coalesce_wakeups);
         assert!(!config.batch_sends);
         assert_eq!(config.threads, 1);
+        assert!(!config.cpu_locality);
         let defaults = parse(&[]).unwrap().config("x");
-        assert!(defaults.coalesce_wakeups && defaults.batch_sends);
+        assert!(defaults.coalesce_wakeups && defaults.batch_sends && defaults.cpu_locality);
         assert_eq!(defaults.threads, 0, "one worker per core");
         assert_eq!(config.apps_domain, "apps.test");
         for bad in [
@@ -500,6 +511,7 @@ mod tests {
             &["--edge-dial", "tunnel"],
             &["--edge-wakeups", "never"],
             &["--edge-sends", "some"],
+            &["--edge-cpus", "bound"],
             &["--edge-workers", "-1"],
             &["--edge-workers", "many"],
             &["--edge-tls-cert", "cert.pem"],

@@ -8,7 +8,7 @@
 //!   one `GET /` with `Host: HOST` on each, reads the answers, prints
 //!   `ready N` and keeps them open (idle) until stdin closes.
 //! - `bench edge LISTEN APP BACKEND [on|off] [coalesce|nocoalesce]
-//!   [batch|nobatch] [NETNS]` — the edge proxy alone, routing
+//!   [batch|nobatch] [pinned|free] [NETNS]` — the edge proxy alone, routing
 //!   `APP.localhost` to BACKEND (dialed from inside the network namespace
 //!   file NETNS if given), with traffic metrics, wake-up coalescing and
 //!   batched sends on (defaults) or off, until stdin closes (for profiling
@@ -45,12 +45,13 @@ fn main() {
                 metrics: !rest.contains(&"off"),
                 coalesce_wakeups: !rest.contains(&"nocoalesce"),
                 batch_sends: !rest.contains(&"nobatch"),
+                cpu_locality: !rest.contains(&"free"),
                 ..easydeploy_edge::EdgeConfig::default()
             },
         ),
         _ => {
             eprintln!(
-                "usage: bench upstream PORT | idle ADDR HOST N | edge LISTEN APP BACKEND [on|off] [coalesce|nocoalesce] [batch|nobatch] [NETNS]"
+                "usage: bench upstream PORT | idle ADDR HOST N | edge LISTEN APP BACKEND [on|off] [coalesce|nocoalesce] [batch|nobatch] [pinned|free] [NETNS]"
             );
             std::process::exit(2);
         }

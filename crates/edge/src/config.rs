@@ -66,6 +66,14 @@ pub struct EdgeConfig {
     /// the worker after each send. Where io_uring is unavailable the
     /// worker sends directly.
     pub batch_sends: bool,
+    /// Keep each connection on one CPU (default `true`): when there is one
+    /// worker per CPU the process may use, each worker is pinned to its
+    /// CPU, new connections go to the worker of the CPU their packets
+    /// arrive on, and a plain HTTP/1.1 keep-alive connection whose packets
+    /// come to arrive on another CPU moves to that CPU's worker between
+    /// two requests. A client and the worker serving it then wake each
+    /// other on one core instead of across cores.
+    pub cpu_locality: bool,
 }
 
 impl Default for EdgeConfig {
@@ -87,6 +95,7 @@ impl Default for EdgeConfig {
             dial_in_namespace: true,
             coalesce_wakeups: true,
             batch_sends: true,
+            cpu_locality: true,
         }
     }
 }

@@ -40,6 +40,9 @@ const MAX_HEADERS: usize = 64;
 const READ_SIZE: usize = 1024;
 /// Body bytes copied behind the head into one write rather than written apart.
 const COPY_MAX: usize = 16 * 1024;
+/// A connection's CPU is checked after its first request and every this
+/// many requests after.
+const STEER_EVERY: u64 = 16;
 
 /// What a connection speaks, once its first bytes have been read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +59,9 @@ pub(crate) enum Served {
     Closed,
     /// To be served by another server, which first reads these bytes.
     Handoff(Protocol, Bytes),
+    /// Between two requests, to be served by this other worker (the one
+    /// of the CPU its packets arrive on).
+    Moved(usize),
 }
 
 /// A request head read by this server: its bytes, with where its target
@@ -110,6 +116,7 @@ pub(crate) async fn serve(
     tokio::pin!(cancelled, timer);
     let mut buf = BytesMut::new();
     let mut sniffed = false;
+    let mut served = 0u64;
     loop {
         let deadline = Instant::now() + timeout;
         let (req, close) = loop {
@@ -166,6 +173,12 @@ pub(crate) async fn serve(
         let Outgoing { out, body, chunked } = response_head(answer, head_request, close);
         if Box::pin(send(stream, out, body, chunked)).await.is_err() || close {
             return Served::Closed;
+        }
+        served += 1;
+        if served % STEER_EVERY == 1 && buf.is_empty() {
+            if let Some(worker) = proxy.steering.get().and_then(|s| s.elsewhere(stream)) {
+                return Served::Moved(worker);
+            }
         }
     }
 }

@@ -24,7 +24,9 @@
 //! the replicas and clients they wake are woken once per batch
 //! ([`EdgeConfig::batch_sends`]), and, where sends are not batched, a
 //! short pause before a busy worker sleeps so that events are handled in
-//! batches ([`EdgeConfig::coalesce_wakeups`]).
+//! batches ([`EdgeConfig::coalesce_wakeups`]); with one worker per CPU,
+//! each pinned to its CPU and serving the connections whose packets
+//! arrive there ([`EdgeConfig::cpu_locality`]).
 //!
 //! ```no_run
 //! # async fn run() -> std::io::Result<()> {
@@ -57,6 +59,7 @@ mod proxy;
 mod response;
 mod routes;
 mod serve;
+mod steer;
 mod timer;
 mod tls;
 mod tunnel;

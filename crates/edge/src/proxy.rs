@@ -46,6 +46,8 @@ pub struct EdgeProxy {
     pub(crate) limits: PoolLimits,
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
     pub(crate) threads: usize,
+    /// Set once the workers steer connections by CPU.
+    pub(crate) steering: std::sync::OnceLock<Arc<crate::steer::Steering>>,
 }
 
 impl std::fmt::Debug for EdgeProxy {
@@ -100,12 +102,31 @@ impl EdgeProxy {
             limits,
             tls,
             threads,
+            steering: std::sync::OnceLock::new(),
         }))
     }
 
     /// The settings the proxy was made with.
     pub fn config(&self) -> &EdgeConfig {
         &self.config
+    }
+
+    /// Whether the workers are pinned to CPUs and steer connections to the
+    /// worker of the CPU their packets arrive on (see
+    /// [`EdgeConfig::cpu_locality`]); known once serving.
+    pub fn steers_by_cpu(&self) -> bool {
+        self.steering.get().is_some()
+    }
+
+    /// Client connections moved from one worker to another so far.
+    pub fn connections_moved(&self) -> u64 {
+        self.steering.get().map_or(0, |s| s.moved())
+    }
+
+    /// The client connections each worker serves now, where workers steer
+    /// by CPU (empty otherwise).
+    pub fn connections_by_worker(&self) -> Vec<usize> {
+        self.steering.get().map_or_else(Vec::new, |s| s.held())
     }
 
     /// Request counters of an app, or `None` if it has no route (always

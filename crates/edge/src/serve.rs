@@ -9,6 +9,7 @@ use crate::body::ProxyBody;
 use crate::h1::{self, Protocol, Rewind, Served};
 use crate::headers::ClientIp;
 use crate::proxy::EdgeProxy;
+use crate::steer::{Moved, Steering};
 use crate::upstream;
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -23,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -44,14 +46,20 @@ impl EdgeProxy {
                 return;
             }
         };
+        let listeners = worker_listeners(listener, self.threads);
+        let mut moved_to = self.steer(&listeners);
         let mut workers = Vec::with_capacity(self.threads);
-        for (index, listener) in worker_listeners(listener, self.threads).into_iter().enumerate() {
+        for (index, listener) in listeners.into_iter().enumerate() {
             let (done, finished) = oneshot::channel::<()>();
             let (proxy, shutdown) = (self.clone(), shutdown.clone());
+            let moved = moved_to.get_mut(index).and_then(Option::take);
             let spawned = std::thread::Builder::new()
                 .name(format!("edge-{index}"))
                 .spawn(move || {
                     crate::metrics::pin_thread(index);
+                    if let Some(steering) = proxy.steering.get() {
+                        steering.enter(index);
+                    }
                     let flusher = proxy.config.batch_sends.then(crate::batch::start).flatten();
                     let mut runtime = tokio::runtime::Builder::new_current_thread();
                     runtime.enable_all();
@@ -59,7 +67,7 @@ impl EdgeProxy {
                         runtime.on_thread_park(before_sleep);
                     }
                     let runtime = runtime.build().expect("a current-thread runtime");
-                    runtime.block_on(proxy.worker(listener, shutdown, flusher));
+                    runtime.block_on(proxy.worker(listener, shutdown, flusher, moved));
                     drop(done);
                 });
             match spawned {
@@ -73,13 +81,34 @@ impl EdgeProxy {
         let _ = prober.await;
     }
 
-    /// One worker: accepts and serves connections until shutdown, then
-    /// asks them to finish and waits for them.
+    /// Sets up steering by CPU where it applies (see
+    /// [`EdgeConfig::cpu_locality`](crate::EdgeConfig::cpu_locality)):
+    /// each worker's receiver of the connections moved to it.
+    fn steer(&self, listeners: &[std::net::TcpListener]) -> Vec<Option<UnboundedReceiver<Moved>>> {
+        if !self.config.cpu_locality || listeners.len() != self.threads {
+            return Vec::new();
+        }
+        let Some((steering, receivers)) = Steering::new(self.threads) else {
+            return Vec::new();
+        };
+        if let Err(error) = steering.attach(&listeners[0]) {
+            // Connections still move to their CPU's worker after a request.
+            tracing::info!(%error, "edge: new connections spread by hash, not by CPU");
+        }
+        if self.steering.set(steering).is_err() {
+            return Vec::new();
+        }
+        receivers.into_iter().map(Some).collect()
+    }
+
+    /// One worker: accepts and serves connections (and those moved to it)
+    /// until shutdown, then asks them to finish and waits for them.
     async fn worker(
         self: Arc<Self>,
         listener: std::net::TcpListener,
         shutdown: CancellationToken,
         flusher: Option<impl Future<Output = ()> + Send + 'static>,
+        mut moved: Option<UnboundedReceiver<Moved>>,
     ) {
         let listener = match TcpListener::from_std(listener) {
             Ok(listener) => listener,
@@ -109,6 +138,10 @@ impl EdgeProxy {
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
+                },
+                Some(moved) = next_moved(&mut moved) => match TcpStream::from_std(moved.stream) {
+                    Ok(stream) => (stream, moved.peer),
+                    Err(_) => continue,
                 },
                 _ = sweep.tick() => {
                     upstream::sweep(self.limits);
@@ -250,9 +283,22 @@ impl Client {
     /// Serves the connection: plain HTTP/1.1 by the proxy's own server
     /// until a request needs hyper, TLS after its handshake, HTTP/2 by hyper.
     async fn serve(self, mut stream: TcpStream) {
+        let proxy = self.proxy.clone();
+        let steering = proxy.steering.get();
+        if let Some((worker, steering)) = steering.and_then(|s| Some((s.overflow()?, s))) {
+            steering.hand_over(worker, stream, self.peer);
+            return;
+        }
+        let _held = steering.and_then(|s| s.hold());
         let client = ClientIp::new(self.peer.ip());
         let (protocol, read) = match h1::serve(&self.proxy, &mut stream, client, &self.shutdown).await {
             Served::Closed => return,
+            Served::Moved(worker) => {
+                if let Some(steering) = steering {
+                    steering.hand_over(worker, stream, self.peer);
+                }
+                return;
+            }
             Served::Handoff(protocol, read) => (protocol, read),
         };
         let stream = Rewind::new(stream, read);
@@ -335,6 +381,15 @@ async fn until_shutdown<C: Future>(
             graceful(conn.as_mut());
             conn.await
         }
+    }
+}
+
+/// The next connection moved to this worker; never, for a worker that
+/// does not steer.
+async fn next_moved(moved: &mut Option<UnboundedReceiver<Moved>>) -> Option<Moved> {
+    match moved {
+        Some(moved) => moved.recv().await,
+        None => std::future::pending().await,
     }
 }
 
