@@ -22,7 +22,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::header;
 use http::{Method, StatusCode, Uri, Version};
 use hyper::body::Body;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice, Write};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -104,83 +104,110 @@ enum Parsed {
 
 /// Serves `stream` until it closes, times out, the proxy shuts down, or a
 /// request needs another server.
-pub(crate) async fn serve(
-    proxy: &EdgeProxy,
-    stream: &mut TcpStream,
-    client: ClientIp,
-    shutdown: &CancellationToken,
-) -> Served {
-    let timeout = proxy.config.header_read_timeout;
-    let cancelled = shutdown.cancelled();
-    let timer = tokio::time::sleep(timeout);
-    tokio::pin!(cancelled, timer);
-    let mut buf = BytesMut::new();
-    let mut sniffed = false;
-    let mut served = 0u64;
-    loop {
-        let deadline = Instant::now() + timeout;
-        let (req, close) = loop {
-            if !buf.is_empty() {
-                if !sniffed {
-                    match sniff(&buf) {
-                        Some(Protocol::Http1) => sniffed = true,
-                        Some(other) => return Served::Handoff(other, buf.freeze()),
-                        None => {}
+///
+/// This future is most of what an idle keep-alive connection holds, so it
+/// is kept small: a request's head, route and answer live in blocks that
+/// end before the next wait (a local borrowed across an `.await` keeps its
+/// space in the future), the answer and the response are boxed, and the
+/// wait for the next head polls the socket, the shutdown and the timer
+/// directly. Written as `async move` over its arguments: an `async fn`
+/// would hold each twice (rust-lang/rust#62958).
+#[allow(clippy::manual_async_fn)] // An `async fn` would hold its arguments twice.
+pub(crate) fn serve<'a>(
+    proxy: &'a EdgeProxy,
+    stream: &'a mut TcpStream,
+    client: &'a ClientIp,
+    shutdown: &'a CancellationToken,
+) -> impl Future<Output = Served> + Send + 'a {
+    async move {
+        let cancelled = shutdown.cancelled();
+        let timer = tokio::time::sleep(proxy.config.header_read_timeout);
+        tokio::pin!(cancelled, timer);
+        let mut buf = BytesMut::new();
+        let mut sniffed = false;
+        let mut served = 0u64;
+        loop {
+            let deadline = Instant::now() + proxy.config.header_read_timeout;
+            let (pending, head_request, close) = {
+                let (req, close) = loop {
+                    if !buf.is_empty() {
+                        if !sniffed {
+                            match sniff(&buf) {
+                                Some(Protocol::Http1) => sniffed = true,
+                                Some(other) => return Served::Handoff(other, buf.freeze()),
+                                None => {}
+                            }
+                        }
+                        if sniffed {
+                            match parse(&mut buf) {
+                                Parsed::Request(req, close) => break (req, close),
+                                Parsed::Partial if buf.len() <= MAX_HEAD => {}
+                                _ => return Served::Handoff(Protocol::Http1, buf.freeze()),
+                            }
+                        }
+                    } else {
+                        // Idle: hold no memory.
+                        buf = BytesMut::new();
                     }
-                }
-                if sniffed {
-                    match parse(&mut buf) {
-                        Parsed::Request(req, close) => break (req, close),
-                        Parsed::Partial if buf.len() <= MAX_HEAD => {}
-                        _ => return Served::Handoff(Protocol::Http1, buf.freeze()),
-                    }
-                }
-            } else {
-                // Idle: hold no memory.
-                buf = BytesMut::new();
-            }
-            tokio::select! {
-                biased;
-                ready = stream.readable() => {
-                    if ready.is_err() {
+                    let idle = buf.is_empty();
+                    let readable = poll_fn(|cx| {
+                        if let Poll::Ready(ready) = stream.poll_read_ready(cx) {
+                            return Poll::Ready(ready.is_ok());
+                        }
+                        if idle && cancelled.as_mut().poll(cx).is_ready() {
+                            return Poll::Ready(false);
+                        }
+                        timer::poll_expiry(timer.as_mut(), deadline, cx).map(|()| false)
+                    });
+                    if !readable.await {
                         return Served::Closed;
                     }
+                    if buf.capacity() - buf.len() < READ_SIZE / 2 {
+                        buf.reserve(READ_SIZE);
+                    }
+                    let room = buf.capacity() - buf.len();
+                    match stream.try_read_buf(&mut buf) {
+                        Ok(0) => return Served::Closed,
+                        Ok(n) if n < room => upstream::drained(stream),
+                        Ok(_) => {}
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(_) => return Served::Closed,
+                    }
+                };
+                let pending = match proxy.route(&req.head(), None, None, *client, false) {
+                    // Boxed: the connection's future then stays small.
+                    Route::Forward(routed) => Pending::Forward(Box::pin(proxy.forward(routed))),
+                    Route::Answered(res) => Pending::Answered(Box::new(res)),
+                };
+                (pending, req.method == Method::HEAD, close)
+            };
+            let answer = match pending {
+                Pending::Forward(forwarding) => forwarding.await,
+                Pending::Answered(res) => Answer::Built(*res),
+            };
+            let close = close || shutdown.is_cancelled();
+            let sending = {
+                let Outgoing { out, body, chunked } = response_head(answer, head_request, close);
+                Box::pin(send(stream, out, body, chunked))
+            };
+            if sending.await.is_err() || close {
+                return Served::Closed;
+            }
+            served += 1;
+            if served % STEER_EVERY == 1 && buf.is_empty() {
+                if let Some(worker) = proxy.steering.get().and_then(|s| s.elsewhere(stream)) {
+                    return Served::Moved(worker);
                 }
-                () = &mut cancelled, if buf.is_empty() => return Served::Closed,
-                () = timer::expiry(timer.as_mut(), deadline) => return Served::Closed,
-            }
-            if buf.capacity() - buf.len() < READ_SIZE / 2 {
-                buf.reserve(READ_SIZE);
-            }
-            let room = buf.capacity() - buf.len();
-            match stream.try_read_buf(&mut buf) {
-                Ok(0) => return Served::Closed,
-                Ok(n) if n < room => upstream::drained(stream),
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(_) => return Served::Closed,
-            }
-        };
-        let head_request = req.method == Method::HEAD;
-        let route = proxy.route(&req.head(), None, None, client, false);
-        drop(req);
-        let answer = match route {
-            // Boxed: an idle connection's future then stays small (about 1 KiB).
-            Route::Forward(routed) => Box::pin(proxy.forward(routed)).await,
-            Route::Answered(res) => Answer::Built(res),
-        };
-        let close = close || shutdown.is_cancelled();
-        let Outgoing { out, body, chunked } = response_head(answer, head_request, close);
-        if Box::pin(send(stream, out, body, chunked)).await.is_err() || close {
-            return Served::Closed;
-        }
-        served += 1;
-        if served % STEER_EVERY == 1 && buf.is_empty() {
-            if let Some(worker) = proxy.steering.get().and_then(|s| s.elsewhere(stream)) {
-                return Served::Moved(worker);
             }
         }
     }
+}
+
+/// A routed request on its way to an answer: being forwarded, or answered
+/// by the proxy itself (boxed: rare, and kept small while forwarding).
+enum Pending<F> {
+    Forward(Pin<Box<F>>),
+    Answered(Box<http::Response<ProxyBody>>),
 }
 
 /// What the first bytes of a connection say it speaks; `None` while they

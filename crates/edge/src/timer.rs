@@ -4,7 +4,9 @@
 //! than once per request; a timer that fires early is re-armed for the
 //! real deadline.
 
+use std::future::Future;
 use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
 
@@ -15,14 +17,19 @@ const SLACK: Duration = Duration::from_secs(1);
 /// later than the deadline or more than [`SLACK`] before it (it may
 /// then fire early, and is re-armed).
 pub(crate) async fn expiry(mut timer: Pin<&mut Sleep>, deadline: Instant) {
+    std::future::poll_fn(|cx| poll_expiry(timer.as_mut(), deadline, cx)).await;
+}
+
+/// [`expiry`] as a poll: ready once `deadline` has passed.
+pub(crate) fn poll_expiry(mut timer: Pin<&mut Sleep>, deadline: Instant, cx: &mut Context<'_>) -> Poll<()> {
     loop {
         let armed = timer.deadline();
         if armed > deadline || armed + SLACK < deadline {
             timer.as_mut().reset(deadline);
         }
-        timer.as_mut().await;
+        std::task::ready!(timer.as_mut().poll(cx));
         if Instant::now() >= deadline {
-            return;
+            return Poll::Ready(());
         }
         timer.as_mut().reset(deadline);
     }
