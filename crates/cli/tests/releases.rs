@@ -42,9 +42,20 @@ async fn a_redeploy_under_load_fails_no_request_and_switches_content() {
         .collect();
     assert_eq!(bodies.first(), Some(&"version one"));
     assert_eq!(bodies.last(), Some(&"version two"));
-    let switch = bodies.iter().position(|b| *b == "version two").unwrap();
+    // Requests in flight at the switch may be routed either way (one sent
+    // earlier can reach the proxy later); one sent after a "version two"
+    // answer came back was routed after the switch.
+    let switched = outcomes
+        .iter()
+        .filter(|o| o.result.as_ref().unwrap().1 == "version two")
+        .map(|o| o.done)
+        .min()
+        .unwrap();
     assert!(
-        bodies[switch..].iter().all(|b| *b == "version two"),
+        outcomes
+            .iter()
+            .filter(|o| o.at > switched)
+            .all(|o| o.result.as_ref().unwrap().1 == "version two"),
         "once switched, only the new version answers"
     );
     server.cli(&["destroy", &app]).await;

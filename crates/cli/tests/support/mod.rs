@@ -391,7 +391,10 @@ pub struct Load {
 /// One request's result.
 #[derive(Debug, Clone)]
 pub struct Outcome {
+    /// When the request was sent.
     pub at: Instant,
+    /// When its answer (or error) was complete.
+    pub done: Instant,
     pub result: Result<(u16, String), String>,
 }
 
@@ -448,7 +451,11 @@ impl TestServer {
                             }
                             Err(e) => Err(format!("{e:?}")),
                         };
-                        outcomes.push(Outcome { at, result });
+                        outcomes.push(Outcome {
+                            at,
+                            done: Instant::now(),
+                            result,
+                        });
                         tokio::time::sleep(pause).await;
                     }
                     outcomes
