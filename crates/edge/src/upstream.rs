@@ -140,6 +140,10 @@ impl Readable for &[u8] {}
 /// for a request that can be replayed.
 const RECENT: Duration = Duration::from_millis(250);
 
+/// How many of a backend's most recently pooled connections (on one
+/// worker thread) keep their read buffer for the next exchange.
+const WARM: usize = 8;
+
 /// Limits of the keep-alive pool.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PoolLimits {
@@ -186,6 +190,13 @@ pub(crate) fn checkin(mut conn: Conn, limits: PoolLimits) {
         let idle = pool.entry(conn.addr).or_default();
         if idle.len() < limits.max_idle {
             idle.push(conn);
+            // Connections are checked out most recent first: one pushed
+            // below the top [`WARM`] is only reached again in a burst, so
+            // it keeps no buffer while it waits (a burst of clients leaves
+            // hundreds of them pooled).
+            if let Some(cold) = idle.len().checked_sub(WARM + 1) {
+                idle[cold].buf = BytesMut::new();
+            }
         }
     });
 }
@@ -201,9 +212,11 @@ pub(crate) fn sweep(limits: PoolLimits) {
     });
 }
 
-/// Gives the memory freed since the last call back to the system: after a
-/// burst of connections, the allocator would otherwise keep it (glibc
-/// only returns the top of its heaps by itself).
+/// Gives the memory this thread freed since the last call back to the
+/// system: after a burst of connections the allocator would otherwise keep
+/// it (mimalloc, the `easydeploy` binary's allocator, purges freed pages
+/// only from within later allocations; glibc, which libraries such as
+/// SQLite use, only returns the top of its heaps by itself).
 pub(crate) fn release_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
@@ -216,12 +229,29 @@ pub(crate) fn release_memory() {
             malloc_trim(0);
         }
     }
+    // SAFETY: mi_collect takes no pointer; it frees what this thread's
+    // mimalloc heap holds unused (nothing when the program's allocator is
+    // another one).
+    unsafe {
+        libmimalloc_sys::mi_collect(true);
+    }
 }
 
 /// Number of idle connections to `addr` in this thread's pool.
 #[cfg(test)]
 pub(crate) fn idle_count(addr: SocketAddr) -> usize {
     POOL.with(|pool| pool.borrow().get(&addr).map_or(0, Vec::len))
+}
+
+/// Number of idle connections to `addr` in this thread's pool that hold a
+/// read buffer.
+#[cfg(test)]
+fn buffered_count(addr: SocketAddr) -> usize {
+    POOL.with(|pool| {
+        let pool = pool.borrow();
+        pool.get(&addr)
+            .map_or(0, |idle| idle.iter().filter(|c| c.buf.capacity() > 0).count())
+    })
 }
 
 #[cfg(test)]
@@ -261,6 +291,75 @@ mod tests {
             ..limits
         });
         assert_eq!(idle_count(addr), 0, "expired connections are swept");
+    }
+
+    #[tokio::test]
+    async fn only_the_most_recently_pooled_connections_keep_a_buffer() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = PoolLimits {
+            max_idle: 100,
+            idle_timeout: Duration::from_secs(60),
+        };
+        let mut accepted = Vec::new();
+        let mut conns = Vec::new();
+        for _ in 0..WARM + 5 {
+            let mut conn = Conn::connect(addr, None, Duration::from_secs(1)).await.unwrap();
+            conn.buf.reserve(READ_BUF);
+            conns.push(conn);
+            accepted.push(listener.accept().await.unwrap().0);
+        }
+        for conn in conns {
+            checkin(conn, limits);
+        }
+        assert_eq!(idle_count(addr), WARM + 5);
+        assert_eq!(buffered_count(addr), WARM, "the older ones let their buffer go");
+
+        // The most recent come out first, buffer and all.
+        let conn = checkout(addr, limits, false).unwrap();
+        assert!(conn.buf.capacity() >= READ_BUF);
+        checkin(conn, limits);
+        assert_eq!(buffered_count(addr), WARM);
+    }
+
+    /// The process's resident memory, in bytes.
+    fn resident() -> usize {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse::<usize>().unwrap() * 1024
+    }
+
+    #[test]
+    fn releasing_memory_gives_back_what_mimalloc_holds_freed() {
+        const MIB: usize = 1024 * 1024;
+        // On a thread of its own, like a worker after a burst: 64 MiB in
+        // 4-KiB blocks, written to, then freed.
+        std::thread::spawn(|| {
+            // SAFETY: plain allocations, checked for null before use.
+            let blocks: Vec<_> = (0..16 * 1024)
+                .map(|_| unsafe { libmimalloc_sys::mi_malloc(4096) })
+                .collect();
+            for &block in &blocks {
+                assert!(!block.is_null());
+                // SAFETY: a live 4-KiB allocation, written within bounds.
+                unsafe { block.cast::<u8>().write_bytes(1, 4096) };
+            }
+            for block in blocks {
+                // SAFETY: allocated above by mi_malloc, freed once.
+                unsafe { libmimalloc_sys::mi_free(block) };
+            }
+            let freed = resident();
+            release_memory();
+            let released = resident();
+            assert!(
+                released + 48 * MIB < freed,
+                "resident {} MiB after freeing, {} MiB after release_memory",
+                freed / MIB,
+                released / MIB
+            );
+        })
+        .join()
+        .unwrap();
     }
 
     #[tokio::test]
