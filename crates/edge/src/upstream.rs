@@ -260,18 +260,31 @@ mod tests {
     use tokio::io::AsyncWriteExt;
     use tokio::net::TcpListener;
 
-    #[tokio::test]
-    async fn pool_drops_closed_and_expired_connections() {
+    /// `n` connections to a new local listener: its address, our ends
+    /// and the accepted ends.
+    async fn connections(n: usize) -> (SocketAddr, Vec<Conn>, Vec<TcpStream>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let limits = PoolLimits {
-            max_idle: 2,
-            idle_timeout: Duration::from_secs(60),
-        };
-        let mut accepted = Vec::new();
-        for _ in 0..3 {
-            let conn = Conn::connect(addr, None, Duration::from_secs(1)).await.unwrap();
+        let (mut conns, mut accepted) = (Vec::new(), Vec::new());
+        for _ in 0..n {
+            conns.push(Conn::connect(addr, None, Duration::from_secs(1)).await.unwrap());
             accepted.push(listener.accept().await.unwrap().0);
+        }
+        (addr, conns, accepted)
+    }
+
+    fn limits(max_idle: usize) -> PoolLimits {
+        PoolLimits {
+            max_idle,
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+
+    #[tokio::test]
+    async fn pool_drops_closed_and_expired_connections() {
+        let (addr, conns, mut accepted) = connections(3).await;
+        let limits = limits(2);
+        for conn in conns {
             checkin(conn, limits);
         }
         assert_eq!(idle_count(addr), 2, "the pool keeps at most max_idle");
@@ -295,21 +308,10 @@ mod tests {
 
     #[tokio::test]
     async fn only_the_most_recently_pooled_connections_keep_a_buffer() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let limits = PoolLimits {
-            max_idle: 100,
-            idle_timeout: Duration::from_secs(60),
-        };
-        let mut accepted = Vec::new();
-        let mut conns = Vec::new();
-        for _ in 0..WARM + 5 {
-            let mut conn = Conn::connect(addr, None, Duration::from_secs(1)).await.unwrap();
+        let (addr, conns, _accepted) = connections(WARM + 5).await;
+        let limits = limits(100);
+        for mut conn in conns {
             conn.buf.reserve(READ_BUF);
-            conns.push(conn);
-            accepted.push(listener.accept().await.unwrap().0);
-        }
-        for conn in conns {
             checkin(conn, limits);
         }
         assert_eq!(idle_count(addr), WARM + 5);
