@@ -106,11 +106,11 @@ enum Parsed {
 /// request needs another server.
 ///
 /// This future is most of what an idle keep-alive connection holds, so it
-/// is kept small: a request's head, route and answer live in blocks that
-/// end before the next wait (a local borrowed across an `.await` keeps its
-/// space in the future), the answer and the response are boxed, and the
-/// wait for the next head polls the socket, the shutdown and the timer
-/// directly. Written as `async move` over its arguments: an `async fn`
+/// is kept small: a request's head and route, and the answer's head, live
+/// in blocks that end before the next wait (a local borrowed across an
+/// `.await` keeps its space in the future), the forwarding and the sending
+/// are boxed futures, and the wait for the next head polls the socket, the
+/// shutdown and the timer directly. Written as `async move` over its arguments: an `async fn`
 /// would hold each twice (rust-lang/rust#62958).
 #[allow(clippy::manual_async_fn)] // An `async fn` would hold its arguments twice.
 pub(crate) fn serve<'a>(

@@ -551,7 +551,7 @@ mod tests {
     /// task: this future, plus tokio's task header and trailer (about 112
     /// bytes; the task is allocated in multiples of 128). Kept at 528 bytes
     /// or less, the task takes 640 bytes, a third of what it took when the
-    /// request's head, route and answer stayed in it.
+    /// request's head and route stayed in it.
     #[tokio::test]
     async fn an_idle_connection_holds_a_small_future() {
         let proxy = EdgeProxy::try_new(crate::EdgeConfig::default()).unwrap();
