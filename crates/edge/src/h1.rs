@@ -110,8 +110,8 @@ enum Parsed {
 /// in blocks that end before the next wait (a local borrowed across an
 /// `.await` keeps its space in the future), the forwarding and the sending
 /// are boxed futures, and the wait for the next head polls the socket, the
-/// shutdown and the timer directly. Written as `async move` over its arguments: an `async fn`
-/// would hold each twice (rust-lang/rust#62958).
+/// shutdown and the timer directly. Written as `async move` over its
+/// arguments: an `async fn` would hold each twice (rust-lang/rust#62958).
 #[allow(clippy::manual_async_fn)] // An `async fn` would hold its arguments twice.
 pub(crate) fn serve<'a>(
     proxy: &'a EdgeProxy,

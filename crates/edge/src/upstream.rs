@@ -273,7 +273,7 @@ mod tests {
         (addr, conns, accepted)
     }
 
-    fn limits(max_idle: usize) -> PoolLimits {
+    fn keeping(max_idle: usize) -> PoolLimits {
         PoolLimits {
             max_idle,
             idle_timeout: Duration::from_secs(60),
@@ -283,7 +283,7 @@ mod tests {
     #[tokio::test]
     async fn pool_drops_closed_and_expired_connections() {
         let (addr, conns, mut accepted) = connections(3).await;
-        let limits = limits(2);
+        let limits = keeping(2);
         for conn in conns {
             checkin(conn, limits);
         }
@@ -309,7 +309,7 @@ mod tests {
     #[tokio::test]
     async fn only_the_most_recently_pooled_connections_keep_a_buffer() {
         let (addr, conns, _accepted) = connections(WARM + 5).await;
-        let limits = limits(100);
+        let limits = keeping(100);
         for mut conn in conns {
             conn.buf.reserve(READ_BUF);
             checkin(conn, limits);
